@@ -1,0 +1,63 @@
+"""Connection routes: request, pending, approve, reject, list, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from .. import schemas
+from ..services import connections as connection_service
+from .deps import AgentDep, ServicesDep
+from .responses import AUTHED, errors
+
+router = APIRouter(prefix="/connections", tags=["connections"])
+
+
+@router.post(
+    "/request",
+    status_code=201,
+    response_model=schemas.ConnectionRequestCreated,
+    responses={**AUTHED, **errors(400, 404, 409)},
+)
+async def request_connection(
+    body: schemas.ConnectionRequestCreate, agent: AgentDep, svc: ServicesDep
+) -> schemas.ConnectionRequestCreated:
+    return await connection_service.request(svc, agent, body)
+
+
+@router.get("/pending", response_model=schemas.PendingConnections, responses=AUTHED)
+async def pending(agent: AgentDep, svc: ServicesDep) -> schemas.PendingConnections:
+    return await connection_service.pending(svc, agent)
+
+
+@router.post(
+    "/approve",
+    response_model=schemas.ApproveResponse,
+    responses={**AUTHED, **errors(404, 409, 410)},
+)
+async def approve(
+    body: schemas.ApproveRequest, agent: AgentDep, svc: ServicesDep
+) -> schemas.ApproveResponse:
+    return await connection_service.approve(svc, agent, body)
+
+
+@router.post("/reject", response_model=schemas.RejectResponse, responses={**AUTHED, **errors(404)})
+async def reject(
+    body: schemas.RejectRequest, agent: AgentDep, svc: ServicesDep
+) -> schemas.RejectResponse:
+    return await connection_service.reject(svc, agent, body)
+
+
+@router.get("", response_model=schemas.ConnectionList, responses=AUTHED)
+async def list_connections(agent: AgentDep, svc: ServicesDep) -> schemas.ConnectionList:
+    return await connection_service.list_connections(svc, agent)
+
+
+@router.delete(
+    "/{peer_name}", response_model=schemas.RevokeResponse, responses={**AUTHED, **errors(404)}
+)
+async def revoke(
+    peer_name: Annotated[str, Path(max_length=64)], agent: AgentDep, svc: ServicesDep
+) -> schemas.RevokeResponse:
+    return await connection_service.revoke(svc, agent, peer_name)

@@ -1,0 +1,30 @@
+"""Directory routes: publish your keys; anyone may read an agent's public keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from .. import schemas
+from ..services import directory as directory_service
+from .deps import AgentDep, ServicesDep
+from .responses import AUTHED, errors
+
+router = APIRouter(tags=["directory"])
+
+
+@router.post("/directory/register", response_model=schemas.DirectoryEntry, responses=AUTHED)
+async def register_keys(
+    body: schemas.DirectoryRegister, agent: AgentDep, svc: ServicesDep
+) -> schemas.DirectoryEntry:
+    return await directory_service.register(svc, agent, body)
+
+
+@router.get(
+    "/public/agents/{name}", response_model=schemas.DirectoryEntry, responses=errors(404, 422)
+)
+async def public_agent(
+    name: Annotated[str, Path(max_length=64)], svc: ServicesDep
+) -> schemas.DirectoryEntry:
+    return await directory_service.lookup(svc, name)

@@ -1,0 +1,77 @@
+"""Message routes: send, read one, inbox, acknowledge, sessions, history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from .. import schemas
+from ..services import connections as connection_service
+from ..services import messages as message_service
+from .deps import AgentDep, SendGateDep, ServicesDep
+from .responses import AUTHED, errors
+
+router = APIRouter(tags=["messages"])
+
+IdPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post(
+    "/messages/send",
+    status_code=201,
+    response_model=schemas.SendResponse,
+    responses={**AUTHED, **errors(403, 404, 409, 413, 503)},
+)
+async def send(
+    body: schemas.SendRequest, agent: AgentDep, svc: ServicesDep, gate: SendGateDep
+) -> schemas.SendResponse:
+    return await message_service.send(svc, gate, agent, body)
+
+
+@router.get(
+    "/messages/{message_id}", response_model=schemas.Message, responses={**AUTHED, **errors(404)}
+)
+async def get_message(message_id: IdPath, agent: AgentDep, svc: ServicesDep) -> schemas.Message:
+    return await message_service.get_message(svc, agent, message_id)
+
+
+@router.get("/inbox", response_model=schemas.Inbox, responses=AUTHED)
+async def inbox(
+    agent: AgentDep,
+    svc: ServicesDep,
+    since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 50,
+) -> schemas.Inbox:
+    found, next_since = await message_service.pending_messages(svc, agent, since, limit)
+    requests = await connection_service.incoming_pending(svc, agent)
+    return schemas.Inbox(messages=found, connection_requests=requests, next_since=next_since)
+
+
+@router.post("/inbox/ack", response_model=schemas.AckResponse, responses={**AUTHED, **errors(404)})
+async def ack(body: schemas.AckRequest, agent: AgentDep, svc: ServicesDep) -> schemas.AckResponse:
+    return await message_service.ack(svc, agent, body)
+
+
+@router.get("/sessions", response_model=schemas.SessionList, responses=AUTHED)
+async def list_sessions(
+    agent: AgentDep,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 100,
+) -> schemas.SessionList:
+    return await message_service.list_sessions(svc, agent, limit)
+
+
+@router.get(
+    "/sessions/{session_id}/history",
+    response_model=schemas.SessionHistory,
+    responses={**AUTHED, **errors(404)},
+)
+async def history(
+    session_id: IdPath,
+    agent: AgentDep,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 50,
+    before: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> schemas.SessionHistory:
+    return await message_service.history(svc, agent, session_id, limit, before)

@@ -1,0 +1,92 @@
+"""The application factory: one Settings object in, a FastAPI app out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from .api import agents, connections, directory, health, messages, ws
+from .api.errors import BodyLimit, install_error_handlers
+from .db import Database
+from .security import Cipher, load_or_create_sqlite_key
+from .services.context import Services
+from .services.delivery import Hub
+from .services.messages import SendGate, purge_expired_idempotency_keys
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+JANITOR_INTERVAL_SECONDS = 600
+
+
+class ConfigurationError(Exception):
+    """The server cannot start as configured; the message says what to change."""
+
+
+def build_cipher(settings: Settings) -> Cipher:
+    if settings.encryption_key is not None and settings.encryption_key.get_secret_value().strip():
+        keys = [k for k in settings.encryption_key.get_secret_value().split(",") if k.strip()]
+        try:
+            return Cipher(keys)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+    database_file = settings.sqlite_path
+    if database_file is None:
+        raise ConfigurationError(
+            "MAILBOX_ENCRYPTION_KEY is required with PostgreSQL (messages are encrypted at rest). "
+            "Make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        )
+    return Cipher([load_or_create_sqlite_key(database_file)])
+
+
+def create_app(settings: Settings) -> FastAPI:
+    cipher = build_cipher(settings)
+    database = Database(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if database.is_sqlite:
+            await database.upgrade()
+        elif not await database.is_up_to_date():
+            raise ConfigurationError(
+                "the database schema is not up to date: run `mailbox-server migrate` first"
+            )
+        janitor = asyncio.create_task(_janitor(app.state.services))
+        try:
+            yield
+        finally:
+            janitor.cancel()
+            app.state.services.hub.close_all()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Agent Mailbox",
+        version="0.1.0",
+        description="Secure, asynchronous mail between AI agents.",
+        lifespan=lifespan,
+    )
+    app.state.services = Services(
+        settings=settings, db=database, cipher=cipher, hub=Hub(settings.ws_send_queue)
+    )
+    app.state.send_gate = SendGate(settings.max_inflight_sends)
+    install_error_handlers(app)
+    for module in (health, agents, connections, messages, directory, ws):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    return app
+
+
+async def _janitor(services: Services) -> None:
+    while True:
+        await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
+        try:
+            purged = await purge_expired_idempotency_keys(services)
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception:
+            log.exception("janitor failed; will try again")

@@ -1,0 +1,127 @@
+"""The database schema, as SQLAlchemy Core tables (the hot path uses Core, not the ORM).
+
+Secrets never stand here in the clear: API keys and connection codes as SHA-256,
+message content, subjects and request notes as Fernet tokens.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(36)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(32), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("api_key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # The recipient's message counter: the next incoming message gets last_seq + 1.
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    # Everything at or below ack_seq is acknowledged.
+    Column("ack_seq", BigInteger, nullable=False, default=0),
+    # Directory entry for end-to-end encryption (section 4 of the contract).
+    Column("public_key", Text, nullable=True),
+    Column("public_key_algorithm", String(32), nullable=True),
+    Column("openpgp_public_key", Text, nullable=True),
+    Column("key_version", Integer, nullable=True),
+    Column("fingerprint", String(128), nullable=True),
+)
+
+connection_requests = Table(
+    "connection_requests",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("requester_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("target_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    # Kept encrypted so the requester's owner can see the code again in /connections/pending.
+    Column("code_encrypted", LargeBinary, nullable=False),
+    Column("message_encrypted", LargeBinary, nullable=True),
+    # pending | approved | rejected | cancelled
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Index("ix_connection_requests_target_code", "target_id", "code_hash"),
+    Index("ix_connection_requests_requester_status", "requester_id", "status"),
+)
+
+# One row per connected pair, agent_low_id < agent_high_id; a revoke deletes it.
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("agent_low_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("agent_high_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("agent_low_id", "agent_high_id", name="uq_connections_pair"),
+    Index("ix_connections_high", "agent_high_id"),
+)
+
+# A conversation between two agents; it outlives a revoke (history stays readable).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("subject_encrypted", LargeBinary, nullable=False),
+    Column("agent_low_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("agent_high_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sessions_low", "agent_low_id"),
+    Index("ix_sessions_high", "agent_high_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("to_agent_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("from_agent_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", ID, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("content_encrypted", LargeBinary, nullable=False),
+    Column("correlation_id", String(128), nullable=True),
+    Column("encrypted", Boolean, nullable=False, default=False),
+    Column("encryption", String(256), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("acked_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("to_agent_id", "seq", name="uq_messages_recipient_seq"),
+    Index("ix_messages_session_created", "session_id", "created_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("sender_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_idempotency_created", "created_at"),
+)

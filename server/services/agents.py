@@ -1,0 +1,130 @@
+"""Agents: registration, authentication by API key, key rotation, look-ups by name."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import schemas
+from ..clock import as_utc, utcnow
+from ..errors import Conflict, NotFound, RateLimited, Unauthorized
+from ..models import agents
+from ..security import hash_api_key, looks_like_api_key, new_api_key
+from .context import AgentRef, Services
+
+
+async def register(
+    svc: Services, body: schemas.RegisterRequest, client: str
+) -> schemas.RegisterResponse:
+    wait = svc.registrations.retry_after(client)
+    if wait > 0:
+        raise RateLimited("too many registrations from this address; try later", retry_after=wait)
+    api_key = new_api_key()
+    agent_id = str(uuid.uuid4())
+    try:
+        async with svc.db.write() as conn:
+            await conn.execute(
+                insert(agents).values(
+                    id=agent_id,
+                    name=body.name,
+                    description=body.description,
+                    api_key_hash=hash_api_key(api_key),
+                    created_at=utcnow(),
+                    last_seq=0,
+                    ack_seq=0,
+                )
+            )
+    except IntegrityError:
+        raise Conflict(f"the name {body.name!r} is taken", code="name_taken") from None
+    svc.registrations.record(client)
+    svc.remember_agent(AgentRef(agent_id, body.name))
+    return schemas.RegisterResponse(agent_id=agent_id, name=body.name, api_key=api_key)
+
+
+async def authenticate(svc: Services, api_key: str | None) -> AgentRef:
+    if not api_key:
+        raise Unauthorized("send your API key as 'Authorization: Bearer amb_...'")
+    if not looks_like_api_key(api_key):
+        raise Unauthorized("that is not a valid Agent Mailbox API key")
+    key_hash = hash_api_key(api_key)
+    cached = svc.agents_by_key_hash.get(key_hash)
+    if cached is not None:
+        return cached
+    async with svc.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(agents.c.id, agents.c.name).where(agents.c.api_key_hash == key_hash)
+            )
+        ).first()
+    if row is None:
+        raise Unauthorized("unknown or revoked API key")
+    agent = AgentRef(row.id, row.name)
+    svc.agents_by_key_hash.put(key_hash, agent)
+    svc.remember_agent(agent)
+    return agent
+
+
+async def me(svc: Services, agent: AgentRef) -> schemas.AgentMe:
+    async with svc.db.read() as conn:
+        row = (await conn.execute(select(agents).where(agents.c.id == agent.id))).one()
+    return schemas.AgentMe(
+        agent_id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=as_utc(row.created_at),
+    )
+
+
+async def rotate_key(svc: Services, agent: AgentRef) -> schemas.RotateKeyResponse:
+    api_key = new_api_key()
+    async with svc.db.write() as conn:
+        old_hash = (
+            await conn.execute(
+                select(agents.c.api_key_hash).where(agents.c.id == agent.id).with_for_update()
+            )
+        ).scalar_one()
+        await conn.execute(
+            update(agents).where(agents.c.id == agent.id).values(api_key_hash=hash_api_key(api_key))
+        )
+    # The old key stops working at once: forget it before answering.
+    svc.agents_by_key_hash.pop(old_hash)
+    return schemas.RotateKeyResponse(api_key=api_key)
+
+
+async def by_name(svc: Services, name: str) -> AgentRef:
+    """The agent of that name, or `agent_not_found`."""
+    cached = svc.agents_by_name.get(name)
+    if cached is not None:
+        return cached
+    async with svc.db.read() as conn:
+        row = (
+            await conn.execute(select(agents.c.id, agents.c.name).where(agents.c.name == name))
+        ).first()
+    if row is None:
+        raise NotFound(f"no agent is named {name!r}", code="agent_not_found")
+    agent = AgentRef(row.id, row.name)
+    svc.remember_agent(agent)
+    return agent
+
+
+async def names_by_id(svc: Services, ids: set[str]) -> dict[str, str]:
+    """Names for agent ids, from the cache where possible."""
+    names: dict[str, str] = {}
+    missing = []
+    for agent_id in ids:
+        cached = svc.agents_by_id.get(agent_id)
+        if cached is None:
+            missing.append(agent_id)
+        else:
+            names[agent_id] = cached.name
+    if missing:
+        async with svc.db.read() as conn:
+            rows = await conn.execute(
+                select(agents.c.id, agents.c.name).where(agents.c.id.in_(missing))
+            )
+            for row in rows:
+                svc.remember_agent(AgentRef(row.id, row.name))
+                names[row.id] = row.name
+    return names

@@ -1,0 +1,531 @@
+"""Messages: send (the hot path), read one, inbox, acknowledge, sessions and history.
+
+A send is one transaction: bump the recipient's counter, insert the encrypted
+message (and a new session, and the idempotency record). It is answered only
+after the commit, and pushed to the recipient's WebSocket right after it by
+the same task. Sends to one recipient are serialised in-process, so frames
+leave in `seq` order; the database's row lock on the counter does the same
+across connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+import weakref
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import schemas
+from ..clock import as_utc, utcnow
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, RateLimited
+from ..models import agents, idempotency_keys, messages, sessions
+from . import agents as agent_service
+from . import frames
+from .connections import are_connected
+from .context import AgentRef, Services, pair
+
+OPENPGP = {"algorithm": "openpgp", "format": "armored"}
+MAX_PAGE = 500
+
+
+class SendGate:
+    """Per-recipient ordering plus a bound on sends in flight (load shedding)."""
+
+    def __init__(self, max_inflight: int) -> None:
+        self.max_inflight = max_inflight
+        self.inflight = 0
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock_for(self, recipient_id: str) -> asyncio.Lock:
+        lock = self._locks.get(recipient_id)
+        if lock is None:
+            lock = self._locks[recipient_id] = asyncio.Lock()
+        return lock
+
+
+def _body_hash(body: schemas.SendRequest) -> str:
+    data = body.model_dump(exclude={"idempotency_key"}, mode="json")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+async def send(
+    svc: Services, gate: SendGate, sender: AgentRef, body: schemas.SendRequest
+) -> schemas.SendResponse:
+    size = len(body.content.encode())
+    if size > svc.settings.max_message_bytes:
+        raise PayloadTooLarge(
+            f"content is {size} bytes; the limit is {svc.settings.max_message_bytes}"
+        )
+    if body.encryption is not None and not body.encrypted:
+        raise InvalidInput("`encryption` is only allowed with `encrypted: true`")
+    encryption = OPENPGP if body.encrypted else None
+
+    recipient = await agent_service.by_name(svc, body.to)
+    if recipient.id == sender.id or not await are_connected(svc, sender.id, recipient.id):
+        raise Forbidden(
+            f"you are not connected to {body.to!r}; request a connection first",
+            code="not_connected",
+        )
+    if body.encrypted and not await _has_openpgp_key(svc, recipient.id):
+        raise Conflict(
+            f"{body.to!r} has not published an OpenPGP key, so it cannot receive encrypted mail",
+            code="peer_missing_openpgp_public_key",
+        )
+
+    body_hash = None
+    if body.idempotency_key is not None:
+        body_hash = _body_hash(body)
+        earlier = await _replay(svc, sender, body.idempotency_key, body_hash)
+        if earlier is not None:
+            return earlier
+
+    if body.session_id is not None:
+        subject = await _session_subject(svc, body.session_id, sender.id, recipient.id)
+        new_session = False
+        session_id = body.session_id
+    else:
+        subject = " ".join((body.subject or "").split())
+        if not subject:
+            raise InvalidInput(
+                "a new conversation needs a `subject` (or pass `session_id` to continue one)",
+                code="subject_required",
+            )
+        new_session = True
+        session_id = str(uuid.uuid4())
+
+    if gate.inflight >= gate.max_inflight:
+        raise RateLimited(
+            "the server is at capacity; retry shortly",
+            code="overloaded",
+            retry_after=1,
+            status_code=503,
+        )
+    gate.inflight += 1
+    try:
+        async with gate.lock_for(recipient.id):
+            message_id = str(uuid.uuid4())
+            now = utcnow()
+            try:
+                async with svc.db.write() as conn:
+                    if new_session:
+                        low, high = pair(sender.id, recipient.id)
+                        await conn.execute(
+                            insert(sessions).values(
+                                id=session_id,
+                                subject_encrypted=svc.cipher.encrypt(subject),
+                                agent_low_id=low,
+                                agent_high_id=high,
+                                created_at=now,
+                            )
+                        )
+                    seq = (
+                        await conn.execute(
+                            update(agents)
+                            .where(agents.c.id == recipient.id)
+                            .values(last_seq=agents.c.last_seq + 1)
+                            .returning(agents.c.last_seq)
+                        )
+                    ).scalar_one()
+                    await conn.execute(
+                        insert(messages).values(
+                            id=message_id,
+                            to_agent_id=recipient.id,
+                            seq=seq,
+                            from_agent_id=sender.id,
+                            session_id=session_id,
+                            content_encrypted=svc.cipher.encrypt(body.content),
+                            correlation_id=body.correlation_id,
+                            encrypted=body.encrypted,
+                            encryption=json.dumps(encryption) if encryption else None,
+                            created_at=now,
+                        )
+                    )
+                    if body.idempotency_key is not None:
+                        await conn.execute(
+                            insert(idempotency_keys).values(
+                                sender_id=sender.id,
+                                key=body.idempotency_key,
+                                body_hash=body_hash,
+                                message_id=message_id,
+                                created_at=now,
+                            )
+                        )
+            except IntegrityError:
+                if body.idempotency_key is None or body_hash is None:
+                    raise
+                # A concurrent retry with the same key won the race: answer as it did.
+                earlier = await _replay(svc, sender, body.idempotency_key, body_hash)
+                if earlier is None:
+                    raise
+                return earlier
+            if new_session:
+                svc.session_info.put(session_id, (*pair(sender.id, recipient.id), subject))
+            message = schemas.Message(
+                message_id=message_id,
+                seq=seq,
+                session_id=session_id,
+                from_agent=sender.name,
+                to_agent=recipient.name,
+                subject=subject,
+                content=body.content,
+                created_at=now,
+                correlation_id=body.correlation_id,
+                encrypted=body.encrypted,
+                encryption=encryption,
+            )
+            svc.hub.push_message(recipient.id, seq, frames.message(message))
+    finally:
+        gate.inflight -= 1
+    return schemas.SendResponse(
+        message_id=message_id, session_id=session_id, seq=seq, created_at=now
+    )
+
+
+async def _has_openpgp_key(svc: Services, agent_id: str) -> bool:
+    cached = svc.has_openpgp_key.get(agent_id)
+    if cached is not None:
+        return cached
+    async with svc.db.read() as conn:
+        key = (
+            await conn.execute(select(agents.c.openpgp_public_key).where(agents.c.id == agent_id))
+        ).scalar_one_or_none()
+    svc.has_openpgp_key.put(agent_id, key is not None)
+    return key is not None
+
+
+async def _replay(
+    svc: Services, sender: AgentRef, key: str, body_hash: str
+) -> schemas.SendResponse | None:
+    """The first answer for an idempotency key, or None if the key is new (or expired)."""
+    cutoff = utcnow().timestamp() - svc.settings.idempotency_ttl_seconds
+    async with svc.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    idempotency_keys.c.body_hash,
+                    idempotency_keys.c.created_at.label("key_created_at"),
+                    messages.c.id,
+                    messages.c.session_id,
+                    messages.c.seq,
+                    messages.c.created_at,
+                )
+                .join(messages, messages.c.id == idempotency_keys.c.message_id)
+                .where(idempotency_keys.c.sender_id == sender.id, idempotency_keys.c.key == key)
+            )
+        ).first()
+    if row is None:
+        return None
+    if as_utc(row.key_created_at).timestamp() < cutoff:
+        # Expired: the janitor deletes it soon; until then it no longer binds.
+        await _forget_idempotency_key(svc, sender.id, key)
+        return None
+    if row.body_hash != body_hash:
+        raise Conflict(
+            "this idempotency_key was used with a different message", code="idempotency_conflict"
+        )
+    return schemas.SendResponse(
+        message_id=row.id, session_id=row.session_id, seq=row.seq, created_at=as_utc(row.created_at)
+    )
+
+
+async def _forget_idempotency_key(svc: Services, sender_id: str, key: str) -> None:
+    async with svc.db.write() as conn:
+        await conn.execute(
+            idempotency_keys.delete().where(
+                idempotency_keys.c.sender_id == sender_id, idempotency_keys.c.key == key
+            )
+        )
+
+
+async def purge_expired_idempotency_keys(svc: Services) -> int:
+    cutoff = datetime.fromtimestamp(
+        utcnow().timestamp() - svc.settings.idempotency_ttl_seconds, tz=utcnow().tzinfo
+    )
+    async with svc.db.write() as conn:
+        result = await conn.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.created_at < cutoff)
+        )
+    return result.rowcount or 0
+
+
+async def _session_subject(
+    svc: Services, session_id: str, sender_id: str, recipient_id: str
+) -> str:
+    """The subject of a session between exactly these two agents, else `session_not_found`."""
+    info = svc.session_info.get(session_id)
+    if info is None:
+        async with svc.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        sessions.c.agent_low_id,
+                        sessions.c.agent_high_id,
+                        sessions.c.subject_encrypted,
+                    ).where(sessions.c.id == session_id)
+                )
+            ).first()
+        if row is not None:
+            info = (row.agent_low_id, row.agent_high_id, svc.cipher.decrypt(row.subject_encrypted))
+            svc.session_info.put(session_id, info)
+    if info is None or (info[0], info[1]) != pair(sender_id, recipient_id):
+        raise NotFound(
+            "no session with that id between you and that agent", code="session_not_found"
+        )
+    return info[2]
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+_MESSAGE_COLUMNS = (
+    messages.c.id,
+    messages.c.seq,
+    messages.c.session_id,
+    messages.c.from_agent_id,
+    messages.c.to_agent_id,
+    messages.c.content_encrypted,
+    messages.c.created_at,
+    messages.c.correlation_id,
+    messages.c.encrypted,
+    messages.c.encryption,
+    sessions.c.subject_encrypted,
+    sessions.c.agent_low_id,
+    sessions.c.agent_high_id,
+)
+
+
+def _message_query() -> Any:
+    return select(*_MESSAGE_COLUMNS).join(sessions, sessions.c.id == messages.c.session_id)
+
+
+async def _to_messages(svc: Services, rows: Sequence[Row[Any]]) -> list[schemas.Message]:
+    names = await agent_service.names_by_id(
+        svc, {r.from_agent_id for r in rows} | {r.to_agent_id for r in rows}
+    )
+    result = []
+    for r in rows:
+        info = svc.session_info.get(r.session_id)
+        if info is None:
+            info = (r.agent_low_id, r.agent_high_id, svc.cipher.decrypt(r.subject_encrypted))
+            svc.session_info.put(r.session_id, info)
+        result.append(
+            schemas.Message(
+                message_id=r.id,
+                seq=r.seq,
+                session_id=r.session_id,
+                from_agent=names[r.from_agent_id],
+                to_agent=names[r.to_agent_id],
+                subject=info[2],
+                content=svc.cipher.decrypt(r.content_encrypted),
+                created_at=as_utc(r.created_at),
+                correlation_id=r.correlation_id,
+                encrypted=r.encrypted,
+                encryption=json.loads(r.encryption) if r.encryption else None,
+            )
+        )
+    return result
+
+
+async def get_message(svc: Services, agent: AgentRef, message_id: str) -> schemas.Message:
+    async with svc.db.read() as conn:
+        rows = (
+            await conn.execute(
+                _message_query().where(
+                    messages.c.id == message_id,
+                    or_(messages.c.to_agent_id == agent.id, messages.c.from_agent_id == agent.id),
+                )
+            )
+        ).all()
+    if not rows:
+        raise NotFound("no message with that id", code="not_found")
+    return (await _to_messages(svc, rows))[0]
+
+
+async def ack_seq(svc: Services, agent: AgentRef) -> int:
+    async with svc.db.read() as conn:
+        return (
+            await conn.execute(select(agents.c.ack_seq).where(agents.c.id == agent.id))
+        ).scalar_one()
+
+
+async def incoming_after(
+    svc: Services, agent: AgentRef, after: int, unacked_only: bool, limit: int
+) -> list[schemas.Message]:
+    """Incoming messages with seq > `after`, oldest first (optionally only unacknowledged)."""
+    query = _message_query().where(messages.c.to_agent_id == agent.id, messages.c.seq > after)
+    if unacked_only:
+        query = query.where(messages.c.acked_at.is_(None))
+    async with svc.db.read() as conn:
+        rows = (await conn.execute(query.order_by(messages.c.seq).limit(limit))).all()
+    return await _to_messages(svc, rows)
+
+
+async def pending_messages(
+    svc: Services, agent: AgentRef, since: int | None, limit: int
+) -> tuple[list[schemas.Message], int]:
+    """Incoming messages after `since`, or those not yet acknowledged; and the next cursor."""
+    if since is None:
+        after = await ack_seq(svc, agent)
+        found = await incoming_after(svc, agent, after, unacked_only=True, limit=limit)
+    else:
+        after = since
+        found = await incoming_after(svc, agent, after, unacked_only=False, limit=limit)
+    return found, (found[-1].seq if found else after)
+
+
+async def ack(svc: Services, agent: AgentRef, body: schemas.AckRequest) -> schemas.AckResponse:
+    if (body.up_to_seq is None) == (body.message_ids is None):
+        raise InvalidInput("send exactly one of `up_to_seq` or `message_ids`")
+    if body.up_to_seq is not None:
+        return schemas.AckResponse(
+            acknowledged_up_to_seq=await ack_up_to(svc, agent, body.up_to_seq)
+        )
+    ids = list(dict.fromkeys(body.message_ids or []))
+    now = utcnow()
+    async with svc.db.write() as conn:
+        mine = (
+            await conn.execute(
+                select(func.count())
+                .select_from(messages)
+                .where(messages.c.to_agent_id == agent.id, messages.c.id.in_(ids))
+            )
+        ).scalar_one()
+        if mine != len(ids):
+            raise NotFound("some of those message ids are not messages to you", code="not_found")
+        await conn.execute(
+            update(messages)
+            .where(
+                messages.c.to_agent_id == agent.id,
+                messages.c.id.in_(ids),
+                messages.c.acked_at.is_(None),
+            )
+            .values(acked_at=now)
+        )
+        row = (
+            await conn.execute(
+                select(agents.c.ack_seq, agents.c.last_seq).where(agents.c.id == agent.id)
+            )
+        ).one()
+        first_open = (
+            await conn.execute(
+                select(func.min(messages.c.seq)).where(
+                    messages.c.to_agent_id == agent.id,
+                    messages.c.seq > row.ack_seq,
+                    messages.c.acked_at.is_(None),
+                )
+            )
+        ).scalar_one()
+        watermark = row.last_seq if first_open is None else first_open - 1
+        if watermark > row.ack_seq:
+            await conn.execute(
+                update(agents).where(agents.c.id == agent.id).values(ack_seq=watermark)
+            )
+    return schemas.AckResponse(acknowledged_up_to_seq=max(watermark, row.ack_seq))
+
+
+async def ack_up_to(svc: Services, agent: AgentRef, up_to_seq: int) -> int:
+    """Acknowledge everything up to `up_to_seq` (never beyond what exists); the new watermark."""
+    now = utcnow()
+    async with svc.db.write() as conn:
+        row = (
+            await conn.execute(
+                select(agents.c.ack_seq, agents.c.last_seq).where(agents.c.id == agent.id)
+            )
+        ).one()
+        target = min(up_to_seq, row.last_seq)
+        if target <= row.ack_seq:
+            return row.ack_seq
+        await conn.execute(
+            update(messages)
+            .where(
+                messages.c.to_agent_id == agent.id,
+                messages.c.seq > row.ack_seq,
+                messages.c.seq <= target,
+                messages.c.acked_at.is_(None),
+            )
+            .values(acked_at=now)
+        )
+        await conn.execute(update(agents).where(agents.c.id == agent.id).values(ack_seq=target))
+    return target
+
+
+async def list_sessions(svc: Services, agent: AgentRef, limit: int) -> schemas.SessionList:
+    async with svc.db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(sessions)
+                .where(
+                    or_(sessions.c.agent_low_id == agent.id, sessions.c.agent_high_id == agent.id)
+                )
+                .order_by(sessions.c.created_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    names = await agent_service.names_by_id(
+        svc, {r.agent_low_id for r in rows} | {r.agent_high_id for r in rows}
+    )
+    return schemas.SessionList(
+        sessions=[
+            schemas.SessionSummary(
+                session_id=r.id,
+                subject=svc.cipher.decrypt(r.subject_encrypted),
+                participants=sorted([names[r.agent_low_id], names[r.agent_high_id]]),
+                created_at=as_utc(r.created_at),
+            )
+            for r in rows
+        ]
+    )
+
+
+async def history(
+    svc: Services, agent: AgentRef, session_id: str, limit: int, before: str | None
+) -> schemas.SessionHistory:
+    """The newest `limit` messages of a session (before a message id, if given), oldest first."""
+    async with svc.db.read() as conn:
+        session = (
+            await conn.execute(
+                select(sessions).where(
+                    sessions.c.id == session_id,
+                    or_(sessions.c.agent_low_id == agent.id, sessions.c.agent_high_id == agent.id),
+                )
+            )
+        ).first()
+        if session is None:
+            raise NotFound("no session with that id", code="session_not_found")
+        query = _message_query().where(messages.c.session_id == session_id)
+        if before is not None:
+            anchor = (
+                await conn.execute(
+                    select(messages.c.created_at, messages.c.id).where(
+                        messages.c.id == before, messages.c.session_id == session_id
+                    )
+                )
+            ).first()
+            if anchor is None:
+                raise NotFound("`before` is not a message of this session", code="not_found")
+            query = query.where(
+                or_(
+                    messages.c.created_at < anchor.created_at,
+                    and_(messages.c.created_at == anchor.created_at, messages.c.id < anchor.id),
+                )
+            )
+        rows = (
+            await conn.execute(
+                query.order_by(messages.c.created_at.desc(), messages.c.id.desc()).limit(limit)
+            )
+        ).all()
+    found = await _to_messages(svc, list(reversed(rows)))
+    names = await agent_service.names_by_id(svc, {session.agent_low_id, session.agent_high_id})
+    return schemas.SessionHistory(
+        session_id=session.id,
+        subject=svc.cipher.decrypt(session.subject_encrypted),
+        participants=sorted(names.values()),
+        messages=found,
+    )

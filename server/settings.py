@@ -1,0 +1,82 @@
+"""Server settings: one object, read from the environment (and `.env`) at the edge.
+
+Built once by the CLI or the test harness and passed down to `create_app`;
+nothing in the server reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./mailbox.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, alias="DATABASE_URL")
+    # One or more Fernet keys, comma separated: the first encrypts, all decrypt.
+    encryption_key: SecretStr | None = Field(default=None, alias="MAILBOX_ENCRYPTION_KEY")
+
+    host: str = Field(default="127.0.0.1", alias="MAILBOX_HOST")
+    port: int = Field(default=8000, ge=0, le=65535, alias="MAILBOX_PORT")
+
+    # Limits. Every one is configurable; the defaults suit a team of agents.
+    max_message_bytes: int = Field(default=64 * 1024, ge=1, alias="MAILBOX_MAX_MESSAGE_BYTES")
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024, alias="MAILBOX_MAX_REQUEST_BYTES")
+    max_ws_frame_bytes: int = Field(default=64 * 1024, ge=1024, alias="MAILBOX_MAX_WS_FRAME_BYTES")
+    registrations_per_hour: int = Field(
+        default=20, ge=1, alias="MAILBOX_REGISTRATIONS_PER_HOUR_PER_CLIENT"
+    )
+    approve_failures_per_hour: int = Field(
+        default=10, ge=1, alias="MAILBOX_APPROVE_FAILURES_PER_HOUR"
+    )
+    requests_per_second: float = Field(default=50.0, gt=0, alias="MAILBOX_REQUESTS_PER_SECOND")
+    request_burst: int = Field(default=200, ge=1, alias="MAILBOX_REQUEST_BURST")
+    # Past this many sends in flight the server sheds load with 503 + Retry-After
+    # instead of queueing without bound.
+    max_inflight_sends: int = Field(default=256, ge=1, alias="MAILBOX_MAX_INFLIGHT_SENDS")
+    max_outgoing_pending: int = Field(default=3, ge=1, alias="MAILBOX_MAX_OUTGOING_PENDING")
+    connection_code_ttl_seconds: int = Field(default=3600, ge=60, alias="MAILBOX_CODE_TTL_SECONDS")
+    idempotency_ttl_seconds: int = Field(
+        default=24 * 3600, ge=24 * 3600, alias="MAILBOX_IDEMPOTENCY_TTL_SECONDS"
+    )
+    ws_auth_timeout_seconds: float = Field(default=5.0, gt=0, alias="MAILBOX_WS_AUTH_TIMEOUT")
+    ws_ping_interval_seconds: float = Field(default=20.0, gt=0, alias="MAILBOX_WS_PING_INTERVAL")
+    ws_send_queue: int = Field(default=1024, ge=16, alias="MAILBOX_WS_SEND_QUEUE")
+
+    # Behind a reverse proxy, trust X-Forwarded-For for the per-client registration limit.
+    trust_forwarded_for: bool = Field(default=False, alias="MAILBOX_TRUST_FORWARDED_FOR")
+    log_level: str = Field(default="info", alias="MAILBOX_LOG_LEVEL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            # People paste libpq URLs; say exactly what to write instead.
+            raise ValueError(
+                "DATABASE_URL must name the async driver: "
+                "postgresql+asyncpg://user:password@host:5432/dbname"
+            )
+        if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")):
+            raise ValueError(
+                "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None for PostgreSQL and in-memory SQLite."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        if not path or path.startswith(":memory:"):
+            return None
+        return Path(path.split("?", 1)[0])
