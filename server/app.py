@@ -44,18 +44,27 @@ def build_cipher(settings: Settings) -> Cipher:
     return Cipher([load_or_create_sqlite_key(database_file)])
 
 
+async def prepare_schema(database: Database) -> None:
+    """SQLite is migrated in place; PostgreSQL must have been migrated by its operator."""
+    if database.is_sqlite:
+        await database.upgrade()
+    elif not await database.is_up_to_date():
+        raise ConfigurationError(
+            "the database schema is not up to date: run `mailbox-server migrate` first"
+        )
+
+
 def create_app(settings: Settings) -> FastAPI:
     cipher = build_cipher(settings)
     database = Database(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if database.is_sqlite:
-            await database.upgrade()
-        elif not await database.is_up_to_date():
-            raise ConfigurationError(
-                "the database schema is not up to date: run `mailbox-server migrate` first"
-            )
+        try:
+            await prepare_schema(database)
+        except BaseException:
+            await database.dispose()
+            raise
         janitor = asyncio.create_task(_janitor(app.state.services))
         try:
             yield

@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from .app import ConfigurationError, create_app
+from .app import ConfigurationError, create_app, prepare_schema
 from .db import Database
 from .settings import Settings
 
@@ -27,6 +27,8 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     app = create_app(settings)
+    # Check the schema before uvicorn starts, so a refusal is one clear line.
+    asyncio.run(_check_schema(settings))
     uvicorn.run(
         app,
         host=settings.host,
@@ -40,6 +42,16 @@ def serve(settings: Settings) -> None:
         proxy_headers=settings.trust_forwarded_for,
         server_header=False,
     )
+
+
+async def _check_schema(settings: Settings) -> None:
+    database = Database(settings)
+    try:
+        await prepare_schema(database)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot reach the database: {exc}") from None
+    finally:
+        await database.dispose()
 
 
 async def migrate(settings: Settings) -> None:

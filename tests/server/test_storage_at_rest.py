@@ -1,0 +1,65 @@
+"""What the database holds: no message plaintext, no API key, no connection code."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+
+from tests.helpers import connect_agents, register
+from tests.servers import POSTGRES_ADMIN_URL, ServerThread, server_settings
+
+SECRET_CONTENT = "ZEBRA-PLAINTEXT-4711 the launch code is hunter2"
+SECRET_SUBJECT = "QUOKKA-SUBJECT-0815"
+SECRET_NOTE = "WOMBAT-REQUEST-NOTE-2323"
+
+
+def _raw_sqlite(database_url: str) -> bytes:
+    path = Path(database_url.split(":///", 1)[1])
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*") if p.suffix != ".key")
+
+
+async def _raw_postgres(database_url: str) -> bytes:
+    """Every row of every table as text, plus the table files on disk where readable."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    conn = await asyncpg.connect(f"{admin}/{name}")
+    try:
+        await conn.execute("CHECKPOINT")
+        dump = []
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        for table in tables:
+            for row in await conn.fetch(f'SELECT * FROM "{table["tablename"]}"'):
+                dump.append(repr(tuple(row)).encode())
+        data_dir = Path(await conn.fetchval("SHOW data_directory"))
+        oid = await conn.fetchval("SELECT oid FROM pg_database WHERE datname = $1", name)
+    finally:
+        await conn.close()
+    base = data_dir / "base" / str(oid)
+    if base.is_dir():
+        dump.extend(p.read_bytes() for p in base.iterdir() if p.is_file())
+    return b"\n".join(dump)
+
+
+def test_no_plaintext_message_key_or_code_is_stored(fresh_database_url: str) -> None:
+    with ServerThread(server_settings(fresh_database_url)) as server:
+        a, b = register(server.url), register(server.url)
+        request = a.post(
+            "/connections/request", {"target_agent_name": b.name, "message": SECRET_NOTE}
+        ).json()
+        code = request["verification_code"]
+        b.post("/connections/approve", {"verification_code": code})
+        c, d = register(server.url), register(server.url)
+        connect_agents(c, d)
+        a.send(b, SECRET_CONTENT, subject=SECRET_SUBJECT)
+        rotated = a.post("/agents/me/rotate-key").json()["api_key"]
+    if fresh_database_url.startswith("sqlite"):
+        raw = _raw_sqlite(fresh_database_url)
+    else:
+        raw = asyncio.run(_raw_postgres(fresh_database_url))
+    # The names are stored (they are public); the test must see real data.
+    assert a.name.encode() in raw
+    for secret in (SECRET_CONTENT, SECRET_SUBJECT, SECRET_NOTE, a.api_key, b.api_key, rotated):
+        assert secret.encode() not in raw, f"{secret[:12]}... is stored in plaintext"
+    assert f"'{code}'".encode() not in raw and code.encode() + b"'" not in raw
