@@ -1,0 +1,171 @@
+"""A typed async client of the mailbox server's REST API (contract section 3).
+
+It returns plain dicts shaped like the contract's JSON (the server validates
+everything it sends) and raises `MailboxAPIError` with the server's stable
+error code, so callers can say exactly what went wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .errors import MailboxAPIError, ServerUnreachable
+
+USER_AGENT = "agent-mailbox-mcp/0.1"
+
+
+class MailboxAPI:
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        headers = {"User-Agent": USER_AGENT}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> MailboxAPI:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        try:
+            response = await self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise ServerUnreachable(self.base_url, type(exc).__name__) from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                code, message = str(body["error"]), str(body["message"])
+            except (ValueError, KeyError, TypeError):
+                code = "http_error"
+                message = f"HTTP {response.status_code} from the mailbox server"
+            retry_after = response.headers.get("Retry-After")
+            raise MailboxAPIError(
+                response.status_code,
+                code,
+                message,
+                float(retry_after) if retry_after and retry_after.isdigit() else None,
+            )
+        return response.json() if response.content else None
+
+    # --- agents ---------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        return await self._call("GET", "/health")
+
+    async def register(self, name: str, description: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name}
+        if description:
+            body["description"] = description
+        return await self._call("POST", "/agents/register", json=body)
+
+    async def me(self) -> dict[str, Any]:
+        return await self._call("GET", "/agents/me")
+
+    # --- connections ----------------------------------------------------------------
+    async def request_connection(self, peer: str, message: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"target_agent_name": peer}
+        if message:
+            body["message"] = message
+        return await self._call("POST", "/connections/request", json=body)
+
+    async def pending(self) -> dict[str, Any]:
+        return await self._call("GET", "/connections/pending")
+
+    async def approve(self, code: str) -> dict[str, Any]:
+        return await self._call("POST", "/connections/approve", json={"verification_code": code})
+
+    async def reject(self, request_id: str) -> dict[str, Any]:
+        return await self._call("POST", "/connections/reject", json={"request_id": request_id})
+
+    async def connections(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/connections"))["connections"]
+
+    async def revoke(self, peer: str) -> dict[str, Any]:
+        return await self._call("DELETE", f"/connections/{peer}")
+
+    # --- messages -------------------------------------------------------------------
+    async def send(
+        self,
+        to: str,
+        content: str,
+        *,
+        subject: str | None = None,
+        session_id: str | None = None,
+        correlation_id: str | None = None,
+        idempotency_key: str | None = None,
+        encrypted: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"to": to, "content": content}
+        optional = {
+            "subject": subject,
+            "session_id": session_id,
+            "correlation_id": correlation_id,
+            "idempotency_key": idempotency_key,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if encrypted:
+            body["encrypted"] = True
+            body["encryption"] = {"algorithm": "openpgp", "format": "armored"}
+        return await self._call("POST", "/messages/send", json=body)
+
+    async def message(self, message_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/messages/{message_id}")
+
+    async def inbox(self, since: int | None = None, limit: int = 50) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = since
+        return await self._call("GET", "/inbox", params=params)
+
+    async def ack(self, up_to_seq: int) -> dict[str, Any]:
+        return await self._call("POST", "/inbox/ack", json={"up_to_seq": up_to_seq})
+
+    async def ack_ids(self, message_ids: list[str]) -> dict[str, Any]:
+        return await self._call("POST", "/inbox/ack", json={"message_ids": message_ids})
+
+    async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/sessions", params={"limit": limit}))["sessions"]
+
+    async def history(
+        self, session_id: str, limit: int = 20, before: str | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if before:
+            params["before"] = before
+        return await self._call("GET", f"/sessions/{session_id}/history", params=params)
+
+    # --- directory ------------------------------------------------------------------
+    async def publish_keys(
+        self, public_key: str, algorithm: str, key_version: int, openpgp_public_key: str
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "/directory/register",
+            json={
+                "public_key": public_key,
+                "algorithm": algorithm,
+                "key_version": key_version,
+                "openpgp_public_key": openpgp_public_key,
+            },
+        )
+
+    async def public_agent(self, name: str) -> dict[str, Any]:
+        return await self._call("GET", f"/public/agents/{name}")

@@ -1,0 +1,209 @@
+"""`mailbox-mcp`: the owner's command line, and the stdio MCP entry point.
+
+Owner commands print for a person (stdout) and exit non-zero on failure.
+`python -m mailbox_mcp` (or `mailbox-mcp stdio`) serves MCP on stdio, where
+stdout belongs to the protocol: logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+from pydantic import ValidationError
+
+from . import __version__
+from .api import MailboxAPI
+from .doctor import run_doctor
+from .errors import MailboxAPIError
+from .settings import BridgeSettings
+from .snippets import claude_config, openclaw_config
+
+log = logging.getLogger("mailbox_mcp")
+
+
+def load_settings() -> BridgeSettings:
+    try:
+        return BridgeSettings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            lines.append(f"  {where}: {error['msg']}")
+        raise SystemExit("mailbox-mcp: the settings are not valid:\n" + "\n".join(lines)) from None
+
+
+def run_stdio() -> int:
+    logging.basicConfig(
+        level=os.environ.get("MAILBOX_LOG_LEVEL", "INFO").upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = load_settings()
+    from .app import build_server
+
+    build_server(settings).run("stdio")
+    return 0
+
+
+# --- owner commands -------------------------------------------------------------------
+
+
+def _api(settings: BridgeSettings, *, need_key: bool = True) -> MailboxAPI:
+    key = settings.resolved_api_key()
+    if need_key and not key:
+        raise SystemExit(
+            "mailbox-mcp: no API key. Run `mailbox-mcp register NAME` first, "
+            "or set MAILBOX_API_KEY."
+        )
+    return MailboxAPI(settings.server_url, key)
+
+
+async def _register(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    key_file = settings.api_key_file
+    try:  # before registering: a key the owner never sees is lost for good
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise SystemExit(
+            f"mailbox-mcp: cannot use MAILBOX_STATE_DIR {key_file.parent}: {exc.strerror}"
+        ) from None
+    async with _api(settings, need_key=False) as api:
+        agent = await api.register(args.name, args.description)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(agent["api_key"] + "\n")
+    except OSError as exc:
+        print(f"Registered {agent['name']}. API key (shown once, save it now):")
+        print(f"  {agent['api_key']}")
+        print(f"mailbox-mcp: could not save it to {key_file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"Registered {agent['name']} on {settings.server_url}.")
+    print(f"API key (shown once, saved to {key_file}, mode 0600):")
+    print(f"  {agent['api_key']}")
+    print("Next: `mailbox-mcp connect PEER`, or `mailbox-mcp config openclaw|claude`.")
+    return 0
+
+
+async def _connect(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        request = await api.request_connection(args.peer, args.message)
+    print(f"Requested a connection to {request['target_agent_name']}.")
+    print(f"Verification code: {request['verification_code']}  (expires {request['expires_at']})")
+    print("Give this code to the other agent's owner; they run `mailbox-mcp approve CODE`.")
+    return 0
+
+
+async def _pending(settings: BridgeSettings, _args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        pending = await api.pending()
+    if not pending["incoming"] and not pending["outgoing"]:
+        print("No pending connection requests.")
+    for r in pending["incoming"]:
+        note = json.dumps(r["message"]) if r.get("message") else "(no note)"
+        print(f"incoming  from {r['from_agent_name']}  note {note}  expires {r['expires_at']}")
+    for r in pending["outgoing"]:
+        print(
+            f"outgoing  to {r['target_agent_name']}  code {r['verification_code']}  "
+            f"expires {r['expires_at']}"
+        )
+    return 0
+
+
+async def _approve(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        approved = await api.approve(args.code)
+    print(f"Connected with {approved['peer_agent_name']}.")
+    return 0
+
+
+async def _connections(settings: BridgeSettings, _args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        connections = await api.connections()
+    if not connections:
+        print("No connections yet: `mailbox-mcp connect PEER`.")
+    for c in connections:
+        print(f"{c['peer_agent_name']}  since {c['connected_at']}")
+    return 0
+
+
+async def _revoke(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        await api.revoke(args.peer)
+    print(f"Disconnected from {args.peer}.")
+    return 0
+
+
+async def _doctor(settings: BridgeSettings, _args: argparse.Namespace) -> int:
+    return await run_doctor(settings)
+
+
+def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    render = openclaw_config if args.host == "openclaw" else claude_config
+    print(json.dumps(render(settings, include_key=args.include_key), indent=2))
+    return 0
+
+
+Command = Callable[[BridgeSettings, argparse.Namespace], Awaitable[int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailbox-mcp",
+        description="Agent Mailbox bridge: owner commands, and the MCP server for your agent.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("stdio", help="serve MCP on stdio (what an LLM host starts)")
+    p = commands.add_parser("register", help="register an agent and save its API key")
+    p.add_argument("name", help="agent name: a-z, 0-9, dashes, 3-32 characters")
+    p.add_argument("--description", help="a short public description")
+    p = commands.add_parser("connect", help="request a connection; prints the code to hand over")
+    p.add_argument("peer")
+    p.add_argument("--message", help="a short note shown to the other agent")
+    commands.add_parser("pending", help="list pending connection requests")
+    p = commands.add_parser("approve", help="approve a request with the code you were given")
+    p.add_argument("code")
+    commands.add_parser("connections", help="list connected agents")
+    p = commands.add_parser("disconnect", help="revoke a connection")
+    p.add_argument("peer")
+    commands.add_parser("doctor", help="check server, key, gateway and permissions")
+    p = commands.add_parser("config", help="print a ready-to-paste MCP server entry")
+    p.add_argument("host", choices=["openclaw", "claude"])
+    p.add_argument("--include-key", action="store_true", help="put the API key itself in the entry")
+    return parser
+
+
+COMMANDS: dict[str, Command] = {
+    "register": _register,
+    "connect": _connect,
+    "pending": _pending,
+    "approve": _approve,
+    "connections": _connections,
+    "disconnect": _revoke,
+    "doctor": _doctor,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "stdio":
+        return run_stdio()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    settings = load_settings()
+    if args.command == "config":
+        return _config(settings, args)
+    try:
+        return asyncio.run(COMMANDS[args.command](settings, args))
+    except MailboxAPIError as exc:
+        print(f"mailbox-mcp: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,162 @@
+"""`mailbox-mcp doctor`: checks every link a message crosses, and says how to fix each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import __version__
+from .api import MailboxAPI
+from .errors import MailboxAPIError, ServerUnreachable
+from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
+from .settings import BridgeSettings
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: skipped
+    detail: str
+    fix: str | None = None
+
+
+async def collect_checks(settings: BridgeSettings) -> list[Check]:
+    checks: list[Check] = []
+    key = settings.resolved_api_key()
+    async with MailboxAPI(settings.server_url, key) as api:
+        try:
+            await api.health()
+            checks.append(Check("server", True, f"{settings.server_url} answers"))
+        except MailboxAPIError as exc:
+            checks.append(
+                Check(
+                    "server",
+                    False,
+                    exc.message,
+                    "start the server (`mailbox-server`) or fix MAILBOX_SERVER_URL",
+                )
+            )
+        if not key:
+            checks.append(
+                Check(
+                    "api key",
+                    False,
+                    f"no API key (MAILBOX_API_KEY is not set and {settings.api_key_file} "
+                    "does not exist)",
+                    "run `mailbox-mcp register NAME`, or set MAILBOX_API_KEY",
+                )
+            )
+        elif not checks[-1].ok:
+            checks.append(Check("api key", None, "not checked: the server does not answer"))
+        else:
+            source = _key_source(settings)
+            try:
+                me = await api.me()
+                checks.append(Check("api key", True, f"valid, agent {me['name']} ({source})"))
+            except ServerUnreachable as exc:
+                checks.append(
+                    Check(
+                        "api key",
+                        False,
+                        exc.message,
+                        "start the server (`mailbox-server`) or fix MAILBOX_SERVER_URL",
+                    )
+                )
+            except MailboxAPIError as exc:
+                checks.append(
+                    Check(
+                        "api key",
+                        False,
+                        f"{exc.code}: {exc.message} ({source})",
+                        "use the key `mailbox-mcp register` printed: set MAILBOX_API_KEY to it "
+                        f"(or save it in {settings.api_key_file}), or register a new agent",
+                    )
+                )
+    if not settings.push_mode:
+        checks.append(
+            Check(
+                "gateway",
+                None,
+                "OPENCLAW_GATEWAY_URL is not set: pull mode, the model reads mail with "
+                "mailbox_inbox",
+            )
+        )
+        return checks
+    assert settings.gateway_url is not None
+    token = settings.gateway_token.get_secret_value() if settings.gateway_token else ""
+    if not token:
+        checks.append(
+            Check(
+                "gateway token",
+                False,
+                "OPENCLAW_GATEWAY_TOKEN is not set",
+                "set OPENCLAW_GATEWAY_TOKEN to gateway.auth.token from openclaw.json",
+            )
+        )
+        return checks
+    try:
+        gateway = GatewayClient(settings.gateway_url, token, settings.session_agent_id, __version__)
+    except ValueError as exc:
+        checks.append(Check("gateway", False, str(exc), "fix OPENCLAW_GATEWAY_URL"))
+        return checks
+    async with gateway:
+        try:
+            result = await gateway.check()
+        except ValueError as exc:  # a URL the WebSocket client cannot use (e.g. a bad port)
+            checks.append(Check("gateway", False, str(exc), "fix OPENCLAW_GATEWAY_URL"))
+            return checks
+    checks.extend(_gateway_checks(settings.gateway_url, result))
+    return checks
+
+
+def _key_source(settings: BridgeSettings) -> str:
+    if settings.api_key is not None and settings.api_key.get_secret_value().strip():
+        return "key from MAILBOX_API_KEY"
+    return f"key from {settings.api_key_file}"
+
+
+def _gateway_checks(url: str, result: GatewayCheck) -> list[Check]:
+    """One line per link; a ``None`` in ``result`` (not checked) is a skip, not a failure."""
+    if result.token_accepted is None:
+        token = Check("gateway token", None, "not checked: the gateway does not answer")
+    elif result.token_accepted:
+        token = Check("gateway token", True, "accepted")
+    else:
+        token = Check("gateway token", False, "refused", result.token_fix or TOKEN_FIX)
+
+    if result.sessions_send_allowed is None:
+        why = (
+            "the gateway refused the token"
+            if result.token_accepted is False
+            else "the gateway does not answer"
+        )
+        send = Check("sessions_send allowed", None, f"not checked: {why}")
+    elif result.sessions_send_allowed:
+        send = Check("sessions_send allowed", True, "the gateway lets the bridge inject messages")
+    else:
+        send = Check(
+            "sessions_send allowed",
+            False,
+            "the gateway refuses sessions_send over HTTP",
+            result.sessions_send_fix or SESSIONS_SEND_FIX,
+        )
+    reachable = Check(
+        "gateway",
+        result.reachable,
+        f"{url} {'answers' if result.reachable else 'does not answer'}",
+        None if result.reachable else result.reachable_fix,
+    )
+    return [reachable, token, send]
+
+
+async def run_doctor(settings: BridgeSettings) -> int:
+    checks = await collect_checks(settings)
+    failed = False
+    for check in checks:
+        mark = "skip" if check.ok is None else ("ok" if check.ok else "FAIL")
+        print(f"[{mark:>4}] {check.name}: {check.detail}")
+        if check.ok is False:
+            failed = True
+            if check.fix:
+                print(f"       fix: {check.fix}")
+    print("All checks passed." if not failed else "Some checks failed.")
+    return 1 if failed else 0

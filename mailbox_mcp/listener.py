@@ -1,0 +1,157 @@
+"""The WebSocket listener: keeps one authenticated connection to the server.
+
+First-message auth (never a credential in the URL), resume after the highest
+acknowledged seq, exponential backoff with jitter between attempts (reset once
+a connection has been healthy), and a stop, with the reason kept for
+`mailbox_status`, when the server says the key is bad (4001) or another
+connection of this agent replaced us (4000).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from .backoff import Backoff
+from .state import DeliveredLog
+
+log = logging.getLogger(__name__)
+
+CLOSE_REPLACED = 4000
+CLOSE_BAD_KEY = 4001
+HEALTHY_AFTER_SECONDS = 10.0
+
+Deliver = Callable[[dict[str, Any]], Awaitable[bool]]
+EventHook = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class ListenerStatus:
+    state: str = "starting"  # starting | connected | reconnecting | stopped
+    reason: str | None = None
+    connected_since: float | None = None
+    reconnects: int = 0
+    last_message_at: float | None = None
+    acked_seq: int = 0
+
+
+class Listener:
+    def __init__(
+        self,
+        ws_url: str,
+        api_key: str,
+        log_store: DeliveredLog,
+        deliver: Deliver,
+        *,
+        on_event: EventHook | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.ws_url = ws_url
+        self._api_key = api_key
+        self.log_store = log_store
+        self.deliver = deliver
+        self.on_event = on_event
+        self.backoff = backoff or Backoff()
+        self.status = ListenerStatus(acked_seq=log_store.acked_seq())
+
+    async def run(self) -> None:
+        """Run until told to stop by the server (4000/4001) or cancelled. Never raises."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self._connect_once()
+            except _Stop as stop:
+                self.status.state = "stopped"
+                self.status.reason = stop.reason
+                self.status.connected_since = None
+                log.error("listener stopped: %s", stop.reason)
+                return
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                self.status.reason = f"{type(exc).__name__}: {exc}"
+            except InvalidURI as exc:
+                self.status.state = "stopped"
+                self.status.reason = f"bad MAILBOX_SERVER_URL: {exc}"
+                return
+            except Exception as exc:  # a bug must not take the MCP process down
+                log.exception("listener failed unexpectedly; reconnecting")
+                self.status.reason = f"unexpected error: {exc}"
+            if time.monotonic() - started >= HEALTHY_AFTER_SECONDS:
+                self.backoff.reset()
+            self.status.state = "reconnecting"
+            self.status.connected_since = None
+            self.status.reconnects += 1
+            delay = self.backoff.next_delay()
+            log.info("reconnecting to the mailbox server in %.1f s (%s)", delay, self.status.reason)
+            await anyio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        async with websockets.connect(
+            self.ws_url, open_timeout=10, compression=None, max_size=2 * 1024 * 1024
+        ) as ws:
+            auth: dict[str, Any] = {"type": "auth", "api_key": self._api_key}
+            since = self.log_store.acked_seq()
+            if since:
+                auth["since"] = since
+            await ws.send(json.dumps(auth))
+            try:
+                with anyio.fail_after(10):
+                    first = json.loads(await ws.recv())
+            except ConnectionClosed as closed:
+                self._raise_if_final(closed)
+                raise
+            if first.get("type") != "auth_ok":
+                raise OSError(f"unexpected first frame {first.get('type')!r}")
+            self.status.state = "connected"
+            self.status.reason = None
+            self.status.connected_since = time.time()
+            log.info("listening for mail as %s", first.get("agent_name"))
+            try:
+                async for raw in ws:
+                    await self._handle(ws, json.loads(raw))
+            except ConnectionClosed as closed:
+                self._raise_if_final(closed)
+                raise
+            # A clean close by the server (e.g. it is shutting down): reconnect.
+            raise OSError("the server closed the connection")
+
+    async def _handle(self, ws: Any, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "message":
+            message = frame["message"]
+            seq = int(message["seq"])
+            await self.deliver(message)
+            self.status.last_message_at = time.time()
+            # Record before acknowledging: the ack may be lost, the record may not.
+            self.log_store.set_acked_seq(seq)
+            self.status.acked_seq = seq
+            await ws.send(json.dumps({"type": "ack", "up_to_seq": seq}))
+        elif kind in ("connection_request", "connection_approved", "connection_revoked"):
+            if self.on_event is not None:
+                await self.on_event(frame)
+
+    def _raise_if_final(self, closed: ConnectionClosed) -> None:
+        code = closed.rcvd.code if closed.rcvd is not None else None
+        if code == CLOSE_BAD_KEY:
+            raise _Stop(
+                "the mailbox server rejected the API key (close 4001): check MAILBOX_API_KEY, "
+                "or run `mailbox-mcp doctor`"
+            )
+        if code == CLOSE_REPLACED:
+            raise _Stop(
+                "another connection of this agent replaced this one (close 4000): another "
+                "bridge with the same API key is listening; only one should"
+            )
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,108 @@
+"""Bridge settings, from the environment, validated once at start with errors a person can fix."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SESSION_KEY_TEMPLATE = "agent:{agent_id}:dm:mailbox-{peer}"
+_AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "agent-mailbox"
+
+
+class BridgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    server_url: str = Field(default="http://127.0.0.1:8000", alias="MAILBOX_SERVER_URL")
+    api_key: SecretStr | None = Field(default=None, alias="MAILBOX_API_KEY")
+    gateway_url: str | None = Field(default=None, alias="OPENCLAW_GATEWAY_URL")
+    gateway_token: SecretStr | None = Field(default=None, alias="OPENCLAW_GATEWAY_TOKEN")
+    agent_id: str = Field(default="main", alias="OPENCLAW_AGENT_ID")
+    session_key_template: str = Field(
+        default=DEFAULT_SESSION_KEY_TEMPLATE, alias="MAILBOX_SESSION_KEY_TEMPLATE"
+    )
+    state_dir: Path = Field(default_factory=default_state_dir, alias="MAILBOX_STATE_DIR")
+    pgp_private_key_file: Path | None = Field(default=None, alias="MAILBOX_PGP_PRIVATE_KEY_FILE")
+    pgp_passphrase: SecretStr | None = Field(default=None, alias="MAILBOX_PGP_PASSPHRASE")
+    require_encryption: bool = Field(default=False, alias="MAILBOX_REQUIRE_ENCRYPTION")
+    # Reconnect and re-inject backoff: from this, doubling, up to the maximum.
+    retry_initial_seconds: float = Field(default=1.0, gt=0, alias="MAILBOX_RETRY_INITIAL_SECONDS")
+    retry_max_seconds: float = Field(default=30.0, gt=0, alias="MAILBOX_RETRY_MAX_SECONDS")
+    # Peers the owner vouches for, shown in the envelope's trust line: "alice,bob".
+    trusted_peers: str = Field(default="", alias="MAILBOX_TRUSTED_PEERS")
+
+    @field_validator("server_url", "gateway_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if "://" not in value:
+            # A bare host means the public service: TLS is assumed.
+            value = f"https://{value}"
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        try:
+            _ = urlsplit(value).port  # raises for a port that is not a number in 0-65535
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid port") from None
+        return value
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id(cls, value: str) -> str:
+        if not _AGENT_ID.match(value):
+            raise ValueError("OPENCLAW_AGENT_ID must be an OpenClaw agent id such as 'main'")
+        return value
+
+    @model_validator(mode="after")
+    def _template(self) -> BridgeSettings:
+        template = self.session_key_template
+        if "{peer}" not in template or not template.startswith("agent:"):
+            raise ValueError(
+                "MAILBOX_SESSION_KEY_TEMPLATE must start with 'agent:' and contain {peer}, "
+                f"e.g. {DEFAULT_SESSION_KEY_TEMPLATE!r}"
+            )
+        key = self.session_key("probe-peer")
+        if key.endswith(":main") or key == f"agent:{self.agent_id}:main":
+            raise ValueError("MAILBOX_SESSION_KEY_TEMPLATE must never name the main session")
+        return self
+
+    def session_key(self, peer: str) -> str:
+        """The per-peer OpenClaw session for `peer` (never the owner's main session)."""
+        return self.session_key_template.format(agent_id=self.agent_id, peer=peer)
+
+    @property
+    def session_agent_id(self) -> str:
+        """The agent id inside the session key (`agent:<id>:...`)."""
+        return self.session_key("x").split(":")[1]
+
+    @property
+    def push_mode(self) -> bool:
+        return self.gateway_url is not None
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.state_dir / "api_key"
+
+    def resolved_api_key(self) -> str | None:
+        """MAILBOX_API_KEY, else the key `mailbox-mcp register` saved in the state dir."""
+        if self.api_key is not None and self.api_key.get_secret_value().strip():
+            return self.api_key.get_secret_value().strip()
+        try:
+            return self.api_key_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    def trust_level(self, peer: str) -> str:
+        trusted = {p.strip() for p in self.trusted_peers.split(",") if p.strip()}
+        return "TRUSTED" if peer in trusted else "UNKNOWN"

@@ -1,0 +1,81 @@
+"""Bridge tests: a real server (SQLite), the real bridge over stdio, a fake OpenClaw gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.fakes.openclaw_gateway import FakeGateway
+from tests.helpers import Agent, connect_agents, register
+from tests.servers import ServerThread, server_settings, sqlite_url
+
+GATEWAY_TOKEN = "gateway-test-token"
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[ServerThread]:
+    with ServerThread(server_settings(sqlite_url(tmp_path / "server"))) as running:
+        yield running
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    with FakeGateway(token=GATEWAY_TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+def peers(mailbox: ServerThread) -> tuple[Agent, Agent]:
+    """Two connected agents: `me` runs the bridge, `peer` writes to it."""
+    me, peer = register(mailbox.url, "me"), register(mailbox.url, "peer")
+    connect_agents(me, peer)
+    return me, peer
+
+
+def bridge_env(
+    server: ServerThread,
+    agent: Agent,
+    state_dir: Path,
+    gateway: FakeGateway | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        "MAILBOX_SERVER_URL": server.url,
+        "MAILBOX_API_KEY": agent.api_key,
+        "MAILBOX_STATE_DIR": str(state_dir),
+        "MAILBOX_RETRY_INITIAL_SECONDS": "0.05",
+        "MAILBOX_RETRY_MAX_SECONDS": "0.3",
+        "MAILBOX_LOG_LEVEL": "DEBUG",
+    }
+    if gateway is not None:
+        env["OPENCLAW_GATEWAY_URL"] = gateway.url
+        env["OPENCLAW_GATEWAY_TOKEN"] = GATEWAY_TOKEN
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def bridge(env: dict[str, str]) -> AsyncIterator[Client]:
+    """The bridge as the LLM host runs it: `python -m mailbox_mcp` over stdio."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mailbox_mcp"], env=env)
+    async with Client(params, read_timeout_seconds=30) as client:
+        yield client
+
+
+async def send(sender: Agent, to: Agent, content: str, **fields: Any) -> dict[str, Any]:
+    """Send from outside the bridge (the peer's side), without blocking the event loop."""
+    body = {"to": to.name, "content": content, **fields}
+    if "session_id" not in fields:
+        body.setdefault("subject", "test")
+    async with httpx.AsyncClient(base_url=str(sender.http.base_url), timeout=10) as http:
+        response = await http.post("/messages/send", json=body, headers=sender.auth)
+    assert response.status_code == 201, response.text
+    return response.json()

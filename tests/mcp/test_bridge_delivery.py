@@ -1,0 +1,208 @@
+"""Push mode: each message injected into its per-peer OpenClaw session, exactly once.
+
+The real server, the real bridge over stdio, and a fake gateway that speaks
+OpenClaw's wire format. "Exactly once" is checked with a sentinel: delivery
+is in order, so once a later message has landed, a duplicate of an earlier
+one would already have landed too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from mailbox_mcp import envelope
+from tests.fakes.openclaw_gateway import FakeGateway
+from tests.helpers import Agent, connect_agents, register
+from tests.mcp.conftest import bridge, bridge_env, send
+from tests.servers import ServerThread
+
+pytestmark = pytest.mark.anyio
+
+
+def _key(me_agent_id: str, peer: Agent) -> str:
+    return f"agent:{me_agent_id}:dm:mailbox-{peer.name}"
+
+
+def _ids(gateway: FakeGateway) -> list[str]:
+    """Which messages landed, by the content marker each test message carries."""
+    return [
+        line
+        for i in gateway.injections
+        for line in i.message.splitlines()
+        if line.startswith("msg-")
+    ]
+
+
+async def _status_until(client: Client, predicate: Any, within: float = 10) -> dict[str, Any]:
+    """Poll `mailbox_status` (the only window into the bridge process) until it holds."""
+    with anyio.fail_after(within):
+        while True:  # another process's state has no event to wait on
+            result = await client.call_tool("mailbox_status", {})
+            status = result.structured_content
+            assert status is not None
+            if predicate(status):
+                return status
+            await anyio.sleep(0.05)
+
+
+async def test_a_message_lands_in_its_per_peer_session_wrapped_with_caller_equal_to_target(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
+        sent = await send(peer, me, "msg-1\nplease review", subject="Review")
+        [injection] = await gateway.await_injections(1, timeout=15)
+    key = _key("main", peer)
+    assert injection.key == key and injection.caller == key
+    assert injection.timeout_seconds == 0 and injection.via == "sessions_send"
+    assert key in gateway.sessions
+    lines = injection.message.splitlines()
+    nonce = lines[6].removeprefix("[BEGIN AGENT_MSG_").removesuffix("]")
+    assert injection.message == envelope.wrap_incoming_message(
+        from_agent=peer.name,
+        subject="Review",
+        content="msg-1\nplease review",
+        session_id=sent["session_id"],
+        nonce=nonce,
+    )
+
+
+async def test_two_peers_land_in_two_sessions_never_in_main(
+    mailbox: ServerThread, gateway: FakeGateway, tmp_path: Path
+) -> None:
+    me, alice, bob = (register(mailbox.url, n) for n in ("me", "alice", "bob"))
+    connect_agents(me, alice)
+    connect_agents(me, bob)
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
+        await send(alice, me, "msg-a")
+        await send(bob, me, "msg-b")
+        injections = await gateway.await_injections(2, timeout=15)
+    assert {i.key for i in injections} == {_key("main", alice), _key("main", bob)}
+    assert all("main:main" not in i.key and i.caller == i.key for i in injections)
+    by_key = {i.key: i.message for i in injections}
+    assert "msg-a" in by_key[_key("main", alice)] and "msg-b" in by_key[_key("main", bob)]
+
+
+async def test_messages_of_one_peer_arrive_in_order(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
+        for i in range(10):
+            await send(peer, me, f"msg-{i}")
+        await gateway.await_injections(10, timeout=20)
+    assert _ids(gateway) == [f"msg-{i}" for i in range(10)]
+
+
+async def test_gateway_down_then_up_delivers_exactly_once(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    gateway.stop()
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)) as client:
+        await send(peer, me, "msg-while-down")
+        status = await _status_until(client, lambda s: s["last_error"] is not None)
+        assert "OpenClaw" in status["last_error"]
+        assert me.get("/inbox").json()["messages"], "nothing may be acknowledged while undelivered"
+        gateway.start()
+        await gateway.await_injections(1, timeout=15)
+        await send(peer, me, "msg-sentinel")
+        await gateway.await_injections(2, timeout=15)
+        status = await _status_until(client, lambda s: s["last_error"] is None)
+    assert _ids(gateway) == ["msg-while-down", "msg-sentinel"]
+    assert status["delivered"] == 2
+
+
+async def test_sessions_send_not_allowed_is_reported_with_the_fix_then_recovers(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    gateway.allowed_tools = {"sessions_history"}
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)) as client:
+        await send(peer, me, "msg-refused")
+        status = await _status_until(client, lambda s: s["fix"] is not None)
+        assert "sessions_send" in status["fix"] and "allow" in status["fix"]
+        gateway.allowed_tools = {"sessions_send", "sessions_history"}
+        await gateway.await_injections(1, timeout=15)
+    assert _ids(gateway) == ["msg-refused"]
+
+
+async def test_a_gateway_restart_that_lost_the_session_recreates_it(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
+        await send(peer, me, "msg-1")
+        await gateway.await_injections(1, timeout=15)
+        gateway.forget_sessions()
+        await send(peer, me, "msg-2")
+        await gateway.await_injections(2, timeout=15)
+    assert _ids(gateway) == ["msg-1", "msg-2"]
+    assert gateway.sessions_create_calls >= 2
+
+
+async def test_a_message_sent_while_the_bridge_was_off_is_injected_when_it_starts(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    await send(peer, me, "msg-offline")
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
+        await gateway.await_injections(1, timeout=15)
+    assert _ids(gateway) == ["msg-offline"]
+
+
+async def test_a_restarted_bridge_never_injects_again(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    env = bridge_env(mailbox, me, tmp_path, gateway)
+    async with bridge(env):
+        await send(peer, me, "msg-1")
+        await gateway.await_injections(1, timeout=15)
+    async with bridge(env):
+        await send(peer, me, "msg-2")
+        await gateway.await_injections(2, timeout=15)
+    assert _ids(gateway) == ["msg-1", "msg-2"]
+
+
+async def test_a_server_restart_is_survived_with_nothing_lost(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)) as client:
+        await send(peer, me, "msg-before")
+        await gateway.await_injections(1, timeout=15)
+        mailbox.stop()
+        await _status_until(client, lambda s: s["listener"] == "reconnecting")
+        mailbox.start()
+        await _status_until(client, lambda s: s["listener"] == "connected")
+        await send(peer, me, "msg-after")
+        await gateway.await_injections(2, timeout=15)
+    assert _ids(gateway) == ["msg-before", "msg-after"]
+
+
+async def test_a_second_listener_with_the_same_key_stops_the_first_with_a_reason(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, _ = peers
+    async with bridge(bridge_env(mailbox, me, tmp_path / "one", gateway)) as first:
+        await _status_until(first, lambda s: s["listener"] == "connected")
+        async with bridge(bridge_env(mailbox, me, tmp_path / "two", gateway)) as second:
+            await _status_until(second, lambda s: s["listener"] == "connected")
+            status = await _status_until(first, lambda s: s["listener"] == "stopped")
+    assert "4000" in status["listener_reason"]
+
+
+async def test_a_bad_key_stops_the_listener_and_says_so(
+    mailbox: ServerThread, gateway: FakeGateway, tmp_path: Path
+) -> None:
+    ghost = register(mailbox.url, "ghost")
+    ghost.post("/agents/me/rotate-key")  # the key in hand no longer works
+    async with bridge(bridge_env(mailbox, ghost, tmp_path, gateway)) as client:
+        status = await _status_until(client, lambda s: s["last_error"] is not None)
+    assert "API key" in status["last_error"] or "api key" in status["last_error"].lower()
