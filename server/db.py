@@ -54,6 +54,7 @@ class Database:
                 pool_pre_ping=False,
             )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -63,6 +64,12 @@ class Database:
                 yield conn
             return
         async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection where each statement commits by itself (PostgreSQL's one-statement path)."""
+        async with self._autocommit_engine.connect() as conn:
             yield conn
 
     @contextlib.asynccontextmanager

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import schemas
@@ -27,9 +27,10 @@ from ..clock import as_utc, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, RateLimited
 from ..models import agents, idempotency_keys, messages, sessions
 from . import agents as agent_service
-from . import frames
+from . import frames, message_store
 from .connections import are_connected
 from .context import AgentRef, Services, pair
+from .message_store import NewMessage
 
 OPENPGP = {"algorithm": "openpgp", "format": "armored"}
 MAX_PAGE = 500
@@ -112,51 +113,25 @@ async def send(
         async with gate.lock_for(recipient.id):
             message_id = str(uuid.uuid4())
             now = utcnow()
+            low, high = pair(sender.id, recipient.id)
+            row = NewMessage(
+                message_id=message_id,
+                sender_id=sender.id,
+                recipient_id=recipient.id,
+                session_id=session_id,
+                content_encrypted=svc.cipher.encrypt(body.content),
+                correlation_id=body.correlation_id,
+                encrypted=body.encrypted,
+                encryption=json.dumps(encryption) if encryption else None,
+                created_at=now,
+                new_session_subject=svc.cipher.encrypt(subject) if new_session else None,
+                session_low_id=low,
+                session_high_id=high,
+                idempotency_key=body.idempotency_key,
+                body_hash=body_hash,
+            )
             try:
-                async with svc.db.write() as conn:
-                    if new_session:
-                        low, high = pair(sender.id, recipient.id)
-                        await conn.execute(
-                            insert(sessions).values(
-                                id=session_id,
-                                subject_encrypted=svc.cipher.encrypt(subject),
-                                agent_low_id=low,
-                                agent_high_id=high,
-                                created_at=now,
-                            )
-                        )
-                    seq = (
-                        await conn.execute(
-                            update(agents)
-                            .where(agents.c.id == recipient.id)
-                            .values(last_seq=agents.c.last_seq + 1)
-                            .returning(agents.c.last_seq)
-                        )
-                    ).scalar_one()
-                    await conn.execute(
-                        insert(messages).values(
-                            id=message_id,
-                            to_agent_id=recipient.id,
-                            seq=seq,
-                            from_agent_id=sender.id,
-                            session_id=session_id,
-                            content_encrypted=svc.cipher.encrypt(body.content),
-                            correlation_id=body.correlation_id,
-                            encrypted=body.encrypted,
-                            encryption=json.dumps(encryption) if encryption else None,
-                            created_at=now,
-                        )
-                    )
-                    if body.idempotency_key is not None:
-                        await conn.execute(
-                            insert(idempotency_keys).values(
-                                sender_id=sender.id,
-                                key=body.idempotency_key,
-                                body_hash=body_hash,
-                                message_id=message_id,
-                                created_at=now,
-                            )
-                        )
+                seq = await message_store.store(svc.db, row)
             except IntegrityError:
                 if body.idempotency_key is None or body_hash is None:
                     raise
