@@ -1,0 +1,506 @@
+"""The owner's command line: the real `mailbox-mcp` console script, run as a subprocess.
+
+Every command runs with an explicit environment (no MAILBOX_API_KEY unless a test
+is about it) against a real mailbox server on loopback, and, for `doctor` in push
+mode, a fake OpenClaw gateway. No command may ever print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailbox_mcp.settings import BridgeSettings
+from mailbox_mcp.snippets import openclaw_config
+from tests.fakes.openclaw_gateway import FakeGateway
+from tests.helpers import unique_name
+from tests.servers import ServerThread, free_port, server_settings, sqlite_url
+
+MAILBOX_MCP = str(Path(sys.executable).parent / "mailbox-mcp")
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "openclaw.example.json"
+GATEWAY_TOKEN = "cli-test-gateway-token-0123456789"
+KEY = re.compile(r"amb_[A-Za-z0-9_-]+")
+CODE = re.compile(r"^[A-Z]{2}-[0-9]{3}$")
+WRONG_KEY = "amb_" + "Z" * 48
+# what the owner has to paste into openclaw.json when sessions_send is not allowed
+SESSIONS_SEND_JSON = '"gateway": {"tools": {"allow": ["sessions_send"]}}'
+
+
+# -- running the command line ---------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [MAILBOX_MCP, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout, result.stdout
+    return result
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def line_of(result: subprocess.CompletedProcess[str], prefix: str) -> str:
+    """The one output line that starts with `prefix`, e.g. "[FAIL] api key"."""
+    lines = [line for line in result.stdout.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, result.stdout
+    return lines[0]
+
+
+def fix_after(result: subprocess.CompletedProcess[str], prefix: str) -> str:
+    """The `fix:` line printed right after the check line that starts with `prefix`."""
+    lines = result.stdout.splitlines()
+    [index] = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    assert index + 1 < len(lines), result.stdout
+    fix = lines[index + 1].strip()
+    assert fix.startswith("fix: "), result.stdout
+    return fix
+
+
+@dataclass
+class Owner:
+    """An agent registered through the CLI, with the environment its owner uses."""
+
+    name: str
+    key: str
+    state_dir: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, env={**self.env, **extra_env})
+
+
+def cli_env(server_url: str, state_dir: Path, **extra: str) -> dict[str, str]:
+    return {"MAILBOX_SERVER_URL": server_url, "MAILBOX_STATE_DIR": str(state_dir), **extra}
+
+
+def register_owner(server: ServerThread, state_dir: Path, prefix: str = "cli") -> Owner:
+    name = unique_name(prefix)
+    env = cli_env(server.url, state_dir)
+    result = run_cli("register", name, env=env)
+    assert result.returncode == 0, output(result)
+    [key] = KEY.findall(result.stdout)
+    return Owner(name=name, key=key, state_dir=state_dir, env=env)
+
+
+def request_code(requester: Owner, peer: Owner, *note: str) -> str:
+    """`connect PEER` (with `--message NOTE` if given); returns the printed code."""
+    result = requester.run("connect", peer.name, *(["--message", *note] if note else []))
+    assert result.returncode == 0, output(result)
+    match = re.search(r"Verification code: (\S+)", result.stdout)
+    assert match is not None, result.stdout
+    return match.group(1)
+
+
+# -- fixtures -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    settings = server_settings(sqlite_url(tmp_path_factory.mktemp("cli-server")))
+    with ServerThread(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def alice(cli_server: ServerThread, tmp_path: Path) -> Owner:
+    return register_owner(cli_server, tmp_path / "alice", "alice")
+
+
+@pytest.fixture
+def bob(cli_server: ServerThread, tmp_path: Path) -> Owner:
+    return register_owner(cli_server, tmp_path / "bob", "bob")
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    with FakeGateway(token=GATEWAY_TOKEN) as running:
+        yield running
+
+
+def push_env(gateway: FakeGateway, token: str = GATEWAY_TOKEN) -> dict[str, str]:
+    return {"OPENCLAW_GATEWAY_URL": gateway.url, "OPENCLAW_GATEWAY_TOKEN": token}
+
+
+# -- register -----------------------------------------------------------------------
+
+
+def test_register_prints_the_key_once_and_saves_it_readable_only_by_the_owner(
+    cli_server: ServerThread, tmp_path: Path
+) -> None:
+    name = unique_name("reg")
+    result = run_cli("register", name, env=cli_env(cli_server.url, tmp_path / "state"))
+
+    assert result.returncode == 0, output(result)
+    [key] = KEY.findall(result.stdout)
+    assert result.stdout.count(key) == 1
+    assert key not in result.stderr
+    key_file = tmp_path / "state" / "api_key"
+    assert key_file.read_text().strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_later_commands_use_the_saved_key_without_mailbox_api_key(alice: Owner) -> None:
+    assert "MAILBOX_API_KEY" not in alice.env
+
+    result = alice.run("connections")
+
+    assert result.returncode == 0, output(result)
+    assert "No connections yet" in result.stdout
+
+
+def test_register_with_a_taken_name_fails_with_name_taken(
+    cli_server: ServerThread, alice: Owner, tmp_path: Path
+) -> None:
+    other_state = tmp_path / "impostor"
+    result = run_cli("register", alice.name, env=cli_env(cli_server.url, other_state))
+
+    assert result.returncode != 0
+    assert "name_taken" in result.stderr
+    assert not (other_state / "api_key").exists()
+
+
+def test_register_into_an_unusable_state_dir_fails_before_taking_the_name(
+    cli_server: ServerThread, tmp_path: Path
+) -> None:
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("in the way\n")
+    name = unique_name("lost")
+
+    refused = run_cli("register", name, env=cli_env(cli_server.url, not_a_dir))
+    assert refused.returncode != 0
+    assert "MAILBOX_STATE_DIR" in refused.stderr
+
+    # the name was not registered with a key nobody saw: it is still free
+    retried = run_cli("register", name, env=cli_env(cli_server.url, tmp_path / "state"))
+    assert retried.returncode == 0, output(retried)
+
+
+def test_commands_without_a_key_say_how_to_get_one(
+    cli_server: ServerThread, tmp_path: Path
+) -> None:
+    result = run_cli("connections", env=cli_env(cli_server.url, tmp_path / "empty"))
+
+    assert result.returncode != 0
+    assert "mailbox-mcp register" in result.stderr
+    assert "MAILBOX_API_KEY" in result.stderr
+
+
+# -- connections --------------------------------------------------------------------
+
+
+def test_connect_prints_a_verification_code(alice: Owner, bob: Owner) -> None:
+    code = request_code(alice, bob)
+
+    assert CODE.match(code), code
+
+
+def test_pending_shows_the_incoming_request_without_the_code(alice: Owner, bob: Owner) -> None:
+    code = request_code(alice, bob, "shall we talk?")
+
+    pending = bob.run("pending")
+
+    assert pending.returncode == 0, output(pending)
+    assert "incoming" in pending.stdout
+    assert alice.name in pending.stdout
+    assert "shall we talk?" in pending.stdout
+    assert code not in output(pending)
+
+
+def test_approve_connects_and_both_sides_list_each_other(alice: Owner, bob: Owner) -> None:
+    code = request_code(alice, bob)
+
+    approved = bob.run("approve", code)
+
+    assert approved.returncode == 0, output(approved)
+    assert alice.name in approved.stdout
+    alice_side, bob_side = alice.run("connections"), bob.run("connections")
+    assert alice_side.returncode == 0 and bob_side.returncode == 0
+    assert bob.name in alice_side.stdout
+    assert alice.name in bob_side.stdout
+    assert "No pending" in bob.run("pending").stdout
+
+
+def test_approve_with_a_wrong_code_fails_and_says_why(alice: Owner, bob: Owner) -> None:
+    code = request_code(alice, bob)
+    wrong = "AA-000" if code != "AA-000" else "AA-001"
+
+    result = bob.run("approve", wrong)
+
+    assert result.returncode != 0
+    assert "invalid_code" in result.stderr
+    assert alice.name not in bob.run("connections").stdout
+
+
+def test_disconnect_removes_the_connection_on_both_sides(alice: Owner, bob: Owner) -> None:
+    assert bob.run("approve", request_code(alice, bob)).returncode == 0
+
+    result = alice.run("disconnect", bob.name)
+
+    assert result.returncode == 0, output(result)
+    assert bob.name not in alice.run("connections").stdout
+    assert alice.name not in bob.run("connections").stdout
+
+
+def test_disconnect_from_a_stranger_fails_readably(alice: Owner) -> None:
+    result = alice.run("disconnect", unique_name("stranger"))
+
+    assert result.returncode != 0
+    assert result.stderr.startswith("mailbox-mcp: ")
+
+
+# -- doctor -------------------------------------------------------------------------
+
+
+def test_doctor_in_pull_mode_with_a_good_key_passes(alice: Owner) -> None:
+    result = alice.run("doctor")
+
+    assert result.returncode == 0, output(result)
+    assert "[  ok] server" in result.stdout
+    assert alice.name in line_of(result, "[  ok] api key")
+    assert "pull mode" in result.stdout
+    assert "FAIL" not in result.stdout
+
+
+def test_doctor_with_a_wrong_api_key_fails_and_names_the_fix(alice: Owner) -> None:
+    result = alice.run("doctor", MAILBOX_API_KEY=WRONG_KEY)
+
+    assert result.returncode == 1, output(result)
+    assert "MAILBOX_API_KEY" in line_of(result, "[FAIL] api key")
+    fix = fix_after(result, "[FAIL] api key")
+    assert "MAILBOX_API_KEY" in fix
+    assert "register" in fix
+    assert WRONG_KEY not in output(result)
+
+
+def test_doctor_with_the_server_down_says_to_start_it(alice: Owner) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+
+    result = alice.run("doctor", MAILBOX_SERVER_URL=closed)
+
+    assert result.returncode == 1, output(result)
+    fix = fix_after(result, "[FAIL] server")
+    assert "mailbox-server" in fix
+    assert "MAILBOX_SERVER_URL" in fix
+    # the key could not be checked: that is not reported as a wrong key
+    assert "not checked" in line_of(result, "[skip] api key")
+
+
+def test_doctor_with_a_gateway_and_everything_right_passes(
+    alice: Owner, gateway: FakeGateway
+) -> None:
+    result = alice.run("doctor", **push_env(gateway))
+
+    assert result.returncode == 0, output(result)
+    assert gateway.url in line_of(result, "[  ok] gateway:")
+    line_of(result, "[  ok] gateway token")
+    line_of(result, "[  ok] sessions_send allowed")
+    assert "pull mode" not in result.stdout
+    assert GATEWAY_TOKEN not in output(result)
+    assert gateway.injections == []  # the probe starts no run
+    assert gateway.sessions == {}  # and creates no session
+
+
+def test_doctor_says_exactly_what_to_add_when_sessions_send_is_not_allowed(
+    alice: Owner, gateway: FakeGateway
+) -> None:
+    gateway.allowed_tools = {"sessions_history"}
+
+    result = alice.run("doctor", **push_env(gateway))
+
+    assert result.returncode == 1, output(result)
+    line_of(result, "[  ok] gateway token")
+    fix = fix_after(result, "[FAIL] sessions_send allowed")
+    assert SESSIONS_SEND_JSON in fix
+    assert "openclaw.json" in fix
+
+
+def test_doctor_with_a_wrong_gateway_token_names_the_variable(
+    alice: Owner, gateway: FakeGateway
+) -> None:
+    wrong = "not-the-gateway-token"
+
+    result = alice.run("doctor", **push_env(gateway, token=wrong))
+
+    assert result.returncode == 1, output(result)
+    assert "OPENCLAW_GATEWAY_TOKEN" in fix_after(result, "[FAIL] gateway token")
+    # sessions_send could not be probed with a refused token: not checked, not "refused"
+    assert "not checked" in line_of(result, "[skip] sessions_send allowed")
+    assert "refuses" not in line_of(result, "[skip] sessions_send allowed")
+    assert wrong not in output(result)
+    assert GATEWAY_TOKEN not in output(result)
+
+
+def test_doctor_with_the_gateway_down_says_to_start_it(alice: Owner, gateway: FakeGateway) -> None:
+    gateway.stop()
+
+    result = alice.run("doctor", **push_env(gateway))
+
+    assert result.returncode == 1, output(result)
+    assert "does not answer" in line_of(result, "[FAIL] gateway:")
+    fix = fix_after(result, "[FAIL] gateway:")
+    assert "OPENCLAW_GATEWAY_URL" in fix
+    assert "openclaw gateway" in fix
+    assert "not checked" in line_of(result, "[skip] gateway token")
+    assert "not checked" in line_of(result, "[skip] sessions_send allowed")
+    assert "refused" not in result.stdout
+
+
+def test_doctor_in_push_mode_without_a_gateway_token_says_to_set_it(
+    alice: Owner, gateway: FakeGateway
+) -> None:
+    result = alice.run("doctor", OPENCLAW_GATEWAY_URL=gateway.url)
+
+    assert result.returncode == 1, output(result)
+    assert "OPENCLAW_GATEWAY_TOKEN" in fix_after(result, "[FAIL] gateway token")
+    assert gateway.connect_params == []
+
+
+# -- bad settings ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MAILBOX_SESSION_KEY_TEMPLATE", "agent:main:main"),
+        ("MAILBOX_SESSION_KEY_TEMPLATE", "agent:{agent_id}:main"),
+        ("OPENCLAW_AGENT_ID", "Not An Agent"),
+        ("OPENCLAW_GATEWAY_URL", "ftp://127.0.0.1:18789"),
+        ("OPENCLAW_GATEWAY_URL", "http://127.0.0.1:99999"),
+        ("MAILBOX_SERVER_URL", "http://127.0.0.1:70000"),
+    ],
+)
+@pytest.mark.parametrize("command", [["doctor"], ["connections"], ["config", "openclaw"]])
+def test_bad_settings_exit_with_a_message_naming_the_variable(
+    cli_server: ServerThread, tmp_path: Path, variable: str, value: str, command: list[str]
+) -> None:
+    env = cli_env(cli_server.url, tmp_path, MAILBOX_API_KEY=WRONG_KEY, **{variable: value})
+
+    result = run_cli(*command, env=env)
+
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "settings are not valid" in result.stderr
+    assert variable in result.stderr
+
+
+# -- config -------------------------------------------------------------------------
+
+
+def test_config_openclaw_prints_an_mcp_server_entry_and_the_gateway_allow_list(
+    alice: Owner,
+) -> None:
+    result = alice.run("config", "openclaw", OPENCLAW_GATEWAY_TOKEN=GATEWAY_TOKEN)
+
+    assert result.returncode == 0, output(result)
+    config = json.loads(result.stdout)
+    entry = config["mcp"]["servers"]["mailbox"]
+    assert {"command", "args", "env"} <= set(entry)
+    assert "workingDirectory" not in entry  # OpenClaw's schema rejects it
+    assert Path(entry["command"]).is_file()
+    assert entry["args"] == ["-m", "mailbox_mcp"]
+    assert entry["env"]["MAILBOX_SERVER_URL"] == alice.env["MAILBOX_SERVER_URL"]
+    assert entry["env"]["MAILBOX_STATE_DIR"] == str(alice.state_dir)
+    assert entry["env"]["OPENCLAW_AGENT_ID"] == "main"
+    assert config["gateway"]["tools"]["allow"] == ["sessions_send"]
+    assert alice.key not in result.stdout
+    assert "MAILBOX_API_KEY" not in entry["env"]
+    assert GATEWAY_TOKEN not in result.stdout
+
+
+def test_config_openclaw_with_include_key_puts_the_secrets_in_env(alice: Owner) -> None:
+    result = alice.run("config", "openclaw", "--include-key", OPENCLAW_GATEWAY_TOKEN=GATEWAY_TOKEN)
+
+    assert result.returncode == 0, output(result)
+    env = json.loads(result.stdout)["mcp"]["servers"]["mailbox"]["env"]
+    assert env["MAILBOX_API_KEY"] == alice.key
+    assert env["OPENCLAW_GATEWAY_TOKEN"] == GATEWAY_TOKEN
+
+
+def test_config_claude_prints_an_mcp_servers_entry_without_the_key(alice: Owner) -> None:
+    result = alice.run("config", "claude")
+
+    assert result.returncode == 0, output(result)
+    config = json.loads(result.stdout)
+    entry = config["mcpServers"]["mailbox"]
+    assert {"command", "args", "env"} <= set(entry)
+    assert entry["args"] == ["-m", "mailbox_mcp"]
+    assert entry["env"]["MAILBOX_SERVER_URL"] == alice.env["MAILBOX_SERVER_URL"]
+    assert "OPENCLAW_GATEWAY_URL" not in entry["env"]  # Claude Desktop: pull mode
+    assert alice.key not in result.stdout
+
+
+# -- openclaw.example.json ------------------------------------------------------------
+
+
+def load_example() -> dict[str, Any]:
+    return json.loads(EXAMPLE.read_text(encoding="utf-8"))
+
+
+def test_openclaw_example_is_valid_json_in_openclaws_config_format() -> None:
+    example = load_example()
+
+    entry = example["mcp"]["servers"]["mailbox"]
+    assert set(entry) == {"command", "args", "env", "cwd"}
+    assert entry["command"].endswith("/.venv/bin/python")
+    assert entry["args"] == ["-m", "mailbox_mcp"]
+    env = entry["env"]
+    assert set(env) == {
+        "MAILBOX_SERVER_URL",
+        "MAILBOX_STATE_DIR",
+        "OPENCLAW_GATEWAY_URL",
+        "OPENCLAW_GATEWAY_TOKEN",
+        "OPENCLAW_AGENT_ID",
+    }
+    assert env["OPENCLAW_GATEWAY_URL"] == "http://127.0.0.1:18789"
+    assert env["OPENCLAW_AGENT_ID"] == "main"
+    assert example["gateway"]["tools"]["allow"] == ["sessions_send"]
+    assert example["gateway"]["bind"] == "loopback"
+
+
+def test_openclaw_example_settings_are_valid_for_the_bridge() -> None:
+    env = load_example()["mcp"]["servers"]["mailbox"]["env"]
+
+    settings = BridgeSettings(**env)
+
+    assert settings.push_mode
+    assert settings.session_key("bob") == "agent:main:dm:mailbox-bob"
+
+
+def test_config_openclaw_has_the_same_structure_as_the_example(tmp_path: Path) -> None:
+    example = load_example()
+    settings = BridgeSettings(
+        MAILBOX_SERVER_URL="http://127.0.0.1:8000",
+        MAILBOX_STATE_DIR=str(tmp_path),
+        OPENCLAW_GATEWAY_URL="http://127.0.0.1:18789",
+        OPENCLAW_AGENT_ID="main",
+    )
+
+    generated = openclaw_config(settings)
+
+    assert set(generated) == set(example)
+    made, shown = generated["mcp"]["servers"]["mailbox"], example["mcp"]["servers"]["mailbox"]
+    assert set(made) <= set(shown)
+    assert set(shown) - set(made) <= {"cwd"}
+    assert made["args"] == shown["args"]
+    assert set(made["env"]) == set(shown["env"])
+    assert made["env"]["OPENCLAW_GATEWAY_TOKEN"] == shown["env"]["OPENCLAW_GATEWAY_TOKEN"]
+    assert generated["gateway"]["tools"] == example["gateway"]["tools"]
