@@ -9,17 +9,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 AGENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$"
 
 AgentName = Annotated[str, StringConstraints(pattern=AGENT_NAME_PATTERN)]
-ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# Ids are UUIDs we issued; the pattern also keeps NUL and odd bytes away from the database.
+OBJECT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ObjectId = Annotated[str, StringConstraints(pattern=OBJECT_ID_PATTERN)]
 Seq = Annotated[int, Field(ge=0, le=2**62)]
+
+
+def _refuse_nul(value: object) -> object:
+    # NUL is valid JSON but no text column can hold it (PostgreSQL refuses it, SQLite
+    # truncates at it in places): refuse it everywhere, the same on every backend.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL (\\u0000) characters")
+    if isinstance(value, list):
+        for item in value:
+            _refuse_nul(item)
+    return value
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
 
 
 class Response(BaseModel):

@@ -58,6 +58,8 @@ async def list_connections(agent: AgentDep, svc: ServicesDep) -> schemas.Connect
     "/{peer_name}", response_model=schemas.RevokeResponse, responses={**AUTHED, **errors(404)}
 )
 async def revoke(
-    peer_name: Annotated[str, Path(max_length=64)], agent: AgentDep, svc: ServicesDep
+    peer_name: Annotated[str, Path(pattern=schemas.AGENT_NAME_PATTERN)],
+    agent: AgentDep,
+    svc: ServicesDep,
 ) -> schemas.RevokeResponse:
     return await connection_service.revoke(svc, agent, peer_name)

@@ -25,6 +25,6 @@ async def register_keys(
     "/public/agents/{name}", response_model=schemas.DirectoryEntry, responses=errors(404, 422)
 )
 async def public_agent(
-    name: Annotated[str, Path(max_length=64)], svc: ServicesDep
+    name: Annotated[str, Path(pattern=schemas.AGENT_NAME_PATTERN)], svc: ServicesDep
 ) -> schemas.DirectoryEntry:
     return await directory_service.lookup(svc, name)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,6 +63,13 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)
 
 
+async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
+    # A value the validators let through but the database cannot hold: the
+    # caller's input, not a server fault.
+    log.warning("the database refused a value: %s", exc)
+    return error_response(422, "validation_error", "a value in the request cannot be stored")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error (a bug)", exc_info=exc)
     return error_response(500, "internal_error", "the server failed; this is a bug")
@@ -71,6 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MailboxError, _mailbox_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -14,7 +14,7 @@ from .responses import AUTHED, errors
 
 router = APIRouter(tags=["messages"])
 
-IdPath = Annotated[str, Path(min_length=1, max_length=64)]
+IdPath = Annotated[str, Path(pattern=schemas.OBJECT_ID_PATTERN)]
 
 
 @router.post(
@@ -72,6 +72,6 @@ async def history(
     agent: AgentDep,
     svc: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 50,
-    before: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    before: Annotated[str | None, Query(pattern=schemas.OBJECT_ID_PATTERN)] = None,
 ) -> schemas.SessionHistory:
     return await message_service.history(svc, agent, session_id, limit, before)

@@ -403,17 +403,20 @@ PARAM_CASES = [
     ("GET", f"/sessions/x/history?before={LONG}", 422, "validation_error"),
     ("GET", f"/sessions/{LONG}/history", 422, "validation_error"),
     ("GET", "/sessions/no-such-session/history", 404, "session_not_found"),
+    ("GET", "/sessions/a.b/history", 422, "validation_error"),
     ("GET", f"/messages/{LONG}", 422, "validation_error"),
     ("GET", "/messages/no-such-message", 404, "not_found"),
     ("DELETE", f"/connections/{'n' * 1000}", 422, "validation_error"),
-    ("DELETE", "/connections/Not%20A%20Name", 404, "not_found"),
+    ("DELETE", "/connections/Not%20A%20Name", 422, "validation_error"),
+    ("DELETE", "/connections/no-such-agent-here", 404, "not_found"),
     ("GET", f"/public/agents/{LONG}", 422, "validation_error"),
     ("GET", "/public/agents/..%2F..%2Fetc%2Fpasswd", 404, None),
-    ("GET", "/public/agents/%E2%98%83", 404, "agent_not_found"),
-    ("GET", "/public/agents/a%20b", 404, "agent_not_found"),
-    ("GET", "/public/agents/'%20OR%201=1%20--", 404, "agent_not_found"),
-    ("GET", "/public/agents/UPPER", 404, "agent_not_found"),
-    ("GET", "/public/agents/%25", 404, "agent_not_found"),
+    ("GET", "/public/agents/%E2%98%83", 422, "validation_error"),
+    ("GET", "/public/agents/a%20b", 422, "validation_error"),
+    ("GET", "/public/agents/'%20OR%201=1%20--", 422, "validation_error"),
+    ("GET", "/public/agents/UPPER", 422, "validation_error"),
+    ("GET", "/public/agents/%25", 422, "validation_error"),
+    ("GET", "/public/agents/no-such-agent-here", 404, "agent_not_found"),
 ]
 
 
@@ -429,90 +432,64 @@ def test_a_bad_query_or_path_parameter_is_a_4xx_envelope(
     assert_envelope(response, status, code)
 
 
-# NUL characters are valid JSON and URL text, but PostgreSQL cannot store or compare them:
-# asyncpg raises CharacterNotInRepertoireError and the server answers 500 (a known bug, see
-# NUL_BUG). Once the server refuses NUL with a 4xx (or strips it), the strict xfail turns
-# into a failure: then drop the marker.
-NUL_BUG = (
-    "server bug on PostgreSQL: a NUL character in a string that reaches a SQL parameter "
-    "raises asyncpg CharacterNotInRepertoireError -> 500 internal_error"
-)
+# NUL characters are valid JSON and URL text, but no database text column can hold them
+# (PostgreSQL refuses them): the server refuses them the same way on every backend.
 SESSION = "<session>"
 
-# (method, path, fails on PostgreSQL today)
 NUL_PATHS = [
-    ("GET", "/public/agents/a%00b", True),
-    ("GET", "/messages/a%00b", True),
-    ("GET", "/sessions/a%00b/history", True),
-    ("GET", f"/sessions/{SESSION}/history?before=a%00b", True),
-    ("DELETE", "/connections/a%00b", True),
+    ("GET", "/public/agents/a%00b"),
+    ("GET", "/messages/a%00b"),
+    ("GET", "/sessions/a%00b/history"),
+    ("GET", f"/sessions/{SESSION}/history?before=a%00b"),
+    ("DELETE", "/connections/a%00b"),
 ]
 
 
-def _xfail_on_postgres(request: pytest.FixtureRequest, server: ServerThread, bug: bool) -> None:
-    if bug and not server.settings.is_sqlite:
-        request.applymarker(pytest.mark.xfail(reason=NUL_BUG, strict=True))
-
-
 @pytest.mark.parametrize(
-    ("method", "path", "bug"), [pytest.param(*p, id=f"{p[0]} {p[1]}") for p in NUL_PATHS]
+    ("method", "path"), [pytest.param(*p, id=f"{p[0]} {p[1]}") for p in NUL_PATHS]
 )
-def test_a_nul_character_in_a_path_or_query_is_never_a_server_error(
-    request: pytest.FixtureRequest,
-    server: ServerThread,
-    pair: tuple[Agent, Agent],
-    method: str,
-    path: str,
-    bug: bool,
+def test_a_nul_character_in_a_path_or_query_is_a_validation_error(
+    pair: tuple[Agent, Agent], method: str, path: str
 ) -> None:
-    _xfail_on_postgres(request, server, bug)
     a, b = pair
     if SESSION in path:
         path = path.replace(SESSION, a.send(b, "for history")["session_id"])
     response = a.http.request(method, path, headers=a.auth)
-    assert_envelope(response)
+    assert_envelope(response, 422, "validation_error")
 
 
-# (endpoint, body, the field holding the NUL, fails on PostgreSQL today)
+# (endpoint, body, the field holding the NUL)
 NUL_BODIES = [
-    ("/agents/register", {"name": FRESH, "description": "a\u0000b"}, "description", True),
+    ("/agents/register", {"name": FRESH, "description": "a\u0000b"}, "description"),
     (
         "/connections/request",
         {"target_agent_name": PEER, "message": "a\u0000b"},
         "message",
-        False,
     ),
-    ("/connections/approve", {"verification_code": "AB\u0000123"}, "verification_code", False),
-    ("/connections/reject", {"request_id": "a\u0000b"}, "request_id", True),
-    ("/messages/send", {"content": "a\u0000b"}, "content", False),
-    ("/messages/send", {"subject": "a\u0000b"}, "subject", False),
-    ("/messages/send", {"session_id": "a\u0000b"}, "session_id", True),
-    ("/messages/send", {"correlation_id": "a\u0000b"}, "correlation_id", True),
-    ("/messages/send", {"idempotency_key": "a\u0000b"}, "idempotency_key", True),
-    ("/inbox/ack", {"message_ids": ["a\u0000b"]}, "message_ids", True),
+    ("/connections/approve", {"verification_code": "AB\u0000123"}, "verification_code"),
+    ("/connections/reject", {"request_id": "a\u0000b"}, "request_id"),
+    ("/messages/send", {"content": "a\u0000b"}, "content"),
+    ("/messages/send", {"subject": "a\u0000b"}, "subject"),
+    ("/messages/send", {"session_id": "a\u0000b"}, "session_id"),
+    ("/messages/send", {"correlation_id": "a\u0000b"}, "correlation_id"),
+    ("/messages/send", {"idempotency_key": "a\u0000b"}, "idempotency_key"),
+    ("/inbox/ack", {"message_ids": ["a\u0000b"]}, "message_ids"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("path", "body", "bug"),
-    [pytest.param(p, body, bug, id=f"{p}:{field}") for p, body, field, bug in NUL_BODIES],
+    ("path", "body"),
+    [pytest.param(p, body, id=f"{p}:{field}") for p, body, field in NUL_BODIES],
 )
-def test_a_nul_character_in_a_body_is_never_a_server_error(
-    request: pytest.FixtureRequest,
-    server: ServerThread,
-    pair: tuple[Agent, Agent],
-    path: str,
-    body: dict[str, Any],
-    bug: bool,
+def test_a_nul_character_in_a_body_is_a_validation_error(
+    pair: tuple[Agent, Agent], path: str, body: dict[str, Any]
 ) -> None:
-    _xfail_on_postgres(request, server, bug)
     a, b = pair
     if path == "/messages/send":
         body = {"to": PEER, "content": "hi", "subject": "s", **body}
     response = _post(a, path, body, b.name)
     _never_5xx(response)
-    if response.status_code >= 400:
-        assert_envelope(response)
+    assert_envelope(response, 422, "validation_error")
 
 
 # --- routing ------------------------------------------------------------------------------------
