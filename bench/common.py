@@ -60,15 +60,18 @@ def database(backend: str) -> Iterator[str]:
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+asyncpg://"
-        ) + f"/{name}"
+        yield (
+            POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            + f"/{name}"
+        )
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextlib.contextmanager
-def server_process(database_url: str, **extra_env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server_process(
+    database_url: str, **extra_env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`mailbox-server` as its own process (migrated first), generous limits for load."""
     port = free_port()
     env = {

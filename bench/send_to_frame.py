@@ -24,7 +24,9 @@ from bench.common import client, connect, database, register, server_process, su
 async def run(url: str, count: int, rate: float, closed: bool, concurrency: int) -> None:
     async with client(url) as http:
         recipient = await register(http, "recipient")
-        senders = [await register(http, "sender") for _ in range(max(1, concurrency if closed else 1))]
+        senders = [
+            await register(http, "sender") for _ in range(max(1, concurrency if closed else 1))
+        ]
         for sender in senders:
             await connect(http, sender, recipient)
         sent_at: dict[str, float] = {}
@@ -43,7 +45,9 @@ async def run(url: str, count: int, rate: float, closed: bool, concurrency: int)
                     body = frame["message"]["content"]
                     latencies.append((time.perf_counter() - sent_at[body]) * 1000)
                     if len(latencies) % 500 == 0:
-                        await ws.send(json.dumps({"type": "ack", "up_to_seq": frame["message"]["seq"]}))
+                        await ws.send(
+                            json.dumps({"type": "ack", "up_to_seq": frame["message"]["seq"]})
+                        )
                     if len(latencies) == count:
                         done.set()
                         return
@@ -90,7 +94,9 @@ async def run(url: str, count: int, rate: float, closed: bool, concurrency: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop messages per second")

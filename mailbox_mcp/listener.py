@@ -127,10 +127,12 @@ class Listener:
         if kind == "message":
             message = frame["message"]
             seq = int(message["seq"])
-            await self.deliver(message)
+            if not await self.deliver(message):
+                # A duplicate: nothing was injected, so only the cursor moves.
+                self.log_store.set_acked_seq(seq)
+            # `deliver` recorded the message before we acknowledge: the ack may be
+            # lost, the record may not.
             self.status.last_message_at = time.time()
-            # Record before acknowledging: the ack may be lost, the record may not.
-            self.log_store.set_acked_seq(seq)
             self.status.acked_seq = seq
             await ws.send(json.dumps({"type": "ack", "up_to_seq": seq}))
         elif kind in ("connection_request", "connection_approved", "connection_revoked"):

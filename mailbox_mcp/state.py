@@ -24,7 +24,10 @@ class DeliveredLog:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         os.chmod(self.path, 0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a restart must never re-inject
+        # NORMAL in WAL mode survives a killed process (the case that matters: the
+        # host stops the bridge at will); only a power loss could forget the last
+        # records, and then a message is injected once more, never lost.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS delivered ("
             " agent_id TEXT NOT NULL, message_id TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -43,10 +46,14 @@ class DeliveredLog:
         return row is not None
 
     def mark_delivered(self, message_id: str, seq: int) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO delivered (agent_id, message_id, seq) VALUES (?, ?, ?)",
-            (self.agent_id, message_id, seq),
-        )
+        """Record an injected message and advance the cursor to it, in one commit."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR IGNORE INTO delivered (agent_id, message_id, seq) VALUES (?, ?, ?)",
+                (self.agent_id, message_id, seq),
+            )
+            self._advance(seq)
 
     def acked_seq(self) -> int:
         row = self._db.execute(
@@ -55,6 +62,10 @@ class DeliveredLog:
         return int(row[0]) if row else 0
 
     def set_acked_seq(self, seq: int) -> None:
+        """Everything up to `seq` has been handed on (or was a duplicate)."""
+        self._advance(seq)
+
+    def _advance(self, seq: int) -> None:
         self._db.execute(
             "INSERT INTO cursor (agent_id, acked_seq) VALUES (?, ?) "
             "ON CONFLICT (agent_id) DO UPDATE SET acked_seq = MAX(acked_seq, excluded.acked_seq)",

@@ -173,7 +173,9 @@ class FakeGateway:
         """Serve on ``port`` (a free one the first time if it was 0)."""
         if self._thread is not None:
             raise RuntimeError("the fake gateway is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when
+        # the listening socket says so; without it Nagle adds 40 ms to every reply.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
@@ -188,7 +190,7 @@ class FakeGateway:
             log_config=None,
             log_level="warning",
             lifespan="off",
-            http="h11",
+            http="httptools",
             ws="websockets-sansio",
             timeout_graceful_shutdown=2,
         )

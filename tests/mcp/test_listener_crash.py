@@ -70,7 +70,8 @@ async def test_crash_after_delivery_before_ack_does_not_inject_twice(
 
         assert [m["seq"] for m in me.get("/inbox").json()["messages"]] == [1], "not acknowledged"
 
-        # The restarted bridge: same state directory, the server sends message 1 again.
+        # The restarted bridge: same state directory. Message 1 is still unacknowledged on
+        # the server; the bridge resumes after what it recorded and never injects it again.
         store = DeliveredLog(tmp_path, me.agent_id)
         injector = Injector(settings, client, store)
         async with anyio.create_task_group() as tasks:
@@ -86,4 +87,30 @@ async def test_crash_after_delivery_before_ack_does_not_inject_twice(
     contents = [i.message for i in gateway.injections]
     assert len(contents) == 2
     assert "msg-once" in contents[0] and "msg-sentinel" in contents[1]
-    assert injector.status.skipped_duplicates == 1
+
+
+async def test_a_recorded_message_is_never_injected_again(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, _ = peers
+    settings = _settings(mailbox, me, gateway, tmp_path)
+    message = {
+        "message_id": "m-1",
+        "seq": 1,
+        "session_id": "s-1",
+        "from_agent": "peer-agent",
+        "to_agent": me.name,
+        "subject": "hello",
+        "content": "msg-once",
+        "encrypted": False,
+    }
+    async with GatewayClient(gateway.url, GATEWAY_TOKEN, "main", "test") as client:
+        first = Injector(settings, client, DeliveredLog(tmp_path, me.agent_id))
+        assert await first.deliver(message) is True
+        first.log_store.close()
+        # A new process opens the same state directory and is handed the same message.
+        second = Injector(settings, client, DeliveredLog(tmp_path, me.agent_id))
+        assert await second.deliver(message) is False
+        second.log_store.close()
+    assert len(gateway.injections) == 1
+    assert second.status.skipped_duplicates == 1
