@@ -18,10 +18,18 @@ import time
 
 import websockets
 
-from bench.common import client, connect, database, register, server_process, summary
+from bench.common import (
+    client,
+    connect,
+    cpu_seconds,
+    database,
+    register,
+    server_process,
+    summary,
+)
 
 
-async def run(url: str, count: int, rate: float, closed: bool, concurrency: int) -> None:
+async def run(url: str, pid: int, count: int, rate: float, closed: bool, concurrency: int) -> None:
     async with client(url) as http:
         recipient = await register(http, "recipient")
         senders = [
@@ -68,6 +76,7 @@ async def run(url: str, count: int, rate: float, closed: bool, concurrency: int)
                     errors += 1
 
             started = time.perf_counter()
+            cpu_before = cpu_seconds(pid)
             if closed:
                 per_sender = count // len(senders)
                 count = per_sender * len(senders)
@@ -88,9 +97,11 @@ async def run(url: str, count: int, rate: float, closed: bool, concurrency: int)
                 await asyncio.gather(*tasks)
             await asyncio.wait_for(done.wait(), 60)
             elapsed = time.perf_counter() - started
+            server_cpu = cpu_seconds(pid) - cpu_before
             receiver.cancel()
     print(summary("  send -> frame", latencies))
     print(f"  {count / elapsed:.0f} msg/s over {elapsed:.2f} s, errors={errors}")
+    print(f"  server CPU per message: {server_cpu / count * 1000:.3f} ms")
 
 
 def main() -> None:
@@ -107,8 +118,10 @@ def main() -> None:
     for backend in backends:
         mode = f"closed loop x{args.concurrency}" if args.closed else f"open loop {args.rate:.0f}/s"
         print(f"{backend}, {mode}, {args.count} messages")
-        with database(backend) as url, server_process(url) as (base, _):
-            asyncio.run(run(base, args.count, args.rate, args.closed, args.concurrency))
+        with database(backend) as url, server_process(url) as (base, process):
+            asyncio.run(
+                run(base, process.pid, args.count, args.rate, args.closed, args.concurrency)
+            )
 
 
 if __name__ == "__main__":

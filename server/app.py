@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from .api import agents, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
+from .api.openapi import install_openapi
 from .db import Database
 from .security import Cipher, load_or_create_sqlite_key
 from .services.context import Services
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.send_gate = SendGate(settings.max_inflight_sends)
     install_error_handlers(app)
+    install_openapi(app)
     for module in (health, agents, connections, messages, directory, ws):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)

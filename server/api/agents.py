@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from .. import schemas
 from ..services import agents as agent_service
-from .deps import AgentDep, ServicesDep, client_address
+from .deps import CallerDep, ServicesDep, client_address
 from .responses import AUTHED, errors
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -25,10 +25,10 @@ async def register(
 
 
 @router.get("/me", response_model=schemas.AgentMe, responses=AUTHED)
-async def me(agent: AgentDep, svc: ServicesDep) -> schemas.AgentMe:
-    return await agent_service.me(svc, agent)
+async def me(caller: CallerDep) -> schemas.AgentMe:
+    return await agent_service.me(caller.svc, caller.agent)
 
 
 @router.post("/me/rotate-key", response_model=schemas.RotateKeyResponse, responses=AUTHED)
-async def rotate_key(agent: AgentDep, svc: ServicesDep) -> schemas.RotateKeyResponse:
-    return await agent_service.rotate_key(svc, agent)
+async def rotate_key(caller: CallerDep) -> schemas.RotateKeyResponse:
+    return await agent_service.rotate_key(caller.svc, caller.agent)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from .. import schemas
 from ..services import connections as connection_service
-from .deps import AgentDep, ServicesDep
+from .deps import CallerDep
 from .responses import AUTHED, errors
 
 router = APIRouter(prefix="/connections", tags=["connections"])
@@ -21,14 +21,14 @@ router = APIRouter(prefix="/connections", tags=["connections"])
     responses={**AUTHED, **errors(400, 404, 409)},
 )
 async def request_connection(
-    body: schemas.ConnectionRequestCreate, agent: AgentDep, svc: ServicesDep
+    body: schemas.ConnectionRequestCreate, caller: CallerDep
 ) -> schemas.ConnectionRequestCreated:
-    return await connection_service.request(svc, agent, body)
+    return await connection_service.request(caller.svc, caller.agent, body)
 
 
 @router.get("/pending", response_model=schemas.PendingConnections, responses=AUTHED)
-async def pending(agent: AgentDep, svc: ServicesDep) -> schemas.PendingConnections:
-    return await connection_service.pending(svc, agent)
+async def pending(caller: CallerDep) -> schemas.PendingConnections:
+    return await connection_service.pending(caller.svc, caller.agent)
 
 
 @router.post(
@@ -36,22 +36,18 @@ async def pending(agent: AgentDep, svc: ServicesDep) -> schemas.PendingConnectio
     response_model=schemas.ApproveResponse,
     responses={**AUTHED, **errors(404, 409, 410)},
 )
-async def approve(
-    body: schemas.ApproveRequest, agent: AgentDep, svc: ServicesDep
-) -> schemas.ApproveResponse:
-    return await connection_service.approve(svc, agent, body)
+async def approve(body: schemas.ApproveRequest, caller: CallerDep) -> schemas.ApproveResponse:
+    return await connection_service.approve(caller.svc, caller.agent, body)
 
 
 @router.post("/reject", response_model=schemas.RejectResponse, responses={**AUTHED, **errors(404)})
-async def reject(
-    body: schemas.RejectRequest, agent: AgentDep, svc: ServicesDep
-) -> schemas.RejectResponse:
-    return await connection_service.reject(svc, agent, body)
+async def reject(body: schemas.RejectRequest, caller: CallerDep) -> schemas.RejectResponse:
+    return await connection_service.reject(caller.svc, caller.agent, body)
 
 
 @router.get("", response_model=schemas.ConnectionList, responses=AUTHED)
-async def list_connections(agent: AgentDep, svc: ServicesDep) -> schemas.ConnectionList:
-    return await connection_service.list_connections(svc, agent)
+async def list_connections(caller: CallerDep) -> schemas.ConnectionList:
+    return await connection_service.list_connections(caller.svc, caller.agent)
 
 
 @router.delete(
@@ -59,7 +55,6 @@ async def list_connections(agent: AgentDep, svc: ServicesDep) -> schemas.Connect
 )
 async def revoke(
     peer_name: Annotated[str, Path(pattern=schemas.AGENT_NAME_PATTERN)],
-    agent: AgentDep,
-    svc: ServicesDep,
+    caller: CallerDep,
 ) -> schemas.RevokeResponse:
-    return await connection_service.revoke(svc, agent, peer_name)
+    return await connection_service.revoke(caller.svc, caller.agent, peer_name)

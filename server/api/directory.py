@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from .. import schemas
 from ..services import directory as directory_service
-from .deps import AgentDep, ServicesDep
+from .deps import CallerDep, ServicesDep
 from .responses import AUTHED, errors
 
 router = APIRouter(tags=["directory"])
@@ -16,9 +16,9 @@ router = APIRouter(tags=["directory"])
 
 @router.post("/directory/register", response_model=schemas.DirectoryEntry, responses=AUTHED)
 async def register_keys(
-    body: schemas.DirectoryRegister, agent: AgentDep, svc: ServicesDep
+    body: schemas.DirectoryRegister, caller: CallerDep
 ) -> schemas.DirectoryEntry:
-    return await directory_service.register(svc, agent, body)
+    return await directory_service.register(caller.svc, caller.agent, body)
 
 
 @router.get(

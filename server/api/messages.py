@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from .. import schemas
 from ..services import connections as connection_service
 from ..services import messages as message_service
-from .deps import AgentDep, SendGateDep, ServicesDep
-from .responses import AUTHED, errors
+from .deps import CallerDep, send_gate
+from .responses import AUTHED, errors, json_response
 
 router = APIRouter(tags=["messages"])
 
@@ -23,43 +23,44 @@ IdPath = Annotated[str, Path(pattern=schemas.OBJECT_ID_PATTERN)]
     response_model=schemas.SendResponse,
     responses={**AUTHED, **errors(403, 404, 409, 413, 503)},
 )
-async def send(
-    body: schemas.SendRequest, agent: AgentDep, svc: ServicesDep, gate: SendGateDep
-) -> schemas.SendResponse:
-    return await message_service.send(svc, gate, agent, body)
+async def send(body: schemas.SendRequest, caller: CallerDep, request: Request) -> Response:
+    sent = await message_service.send(caller.svc, send_gate(request), caller.agent, body)
+    return json_response(sent, 201)
 
 
 @router.get(
     "/messages/{message_id}", response_model=schemas.Message, responses={**AUTHED, **errors(404)}
 )
-async def get_message(message_id: IdPath, agent: AgentDep, svc: ServicesDep) -> schemas.Message:
-    return await message_service.get_message(svc, agent, message_id)
+async def get_message(message_id: IdPath, caller: CallerDep) -> Response:
+    return json_response(await message_service.get_message(caller.svc, caller.agent, message_id))
 
 
 @router.get("/inbox", response_model=schemas.Inbox, responses=AUTHED)
 async def inbox(
-    agent: AgentDep,
-    svc: ServicesDep,
+    caller: CallerDep,
     since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 50,
-) -> schemas.Inbox:
-    found, next_since = await message_service.pending_messages(svc, agent, since, limit)
-    requests = await connection_service.incoming_pending(svc, agent)
-    return schemas.Inbox(messages=found, connection_requests=requests, next_since=next_since)
+) -> Response:
+    found, next_since = await message_service.pending_messages(
+        caller.svc, caller.agent, since, limit
+    )
+    requests = await connection_service.incoming_pending(caller.svc, caller.agent)
+    return json_response(
+        schemas.Inbox(messages=found, connection_requests=requests, next_since=next_since)
+    )
 
 
 @router.post("/inbox/ack", response_model=schemas.AckResponse, responses={**AUTHED, **errors(404)})
-async def ack(body: schemas.AckRequest, agent: AgentDep, svc: ServicesDep) -> schemas.AckResponse:
-    return await message_service.ack(svc, agent, body)
+async def ack(body: schemas.AckRequest, caller: CallerDep) -> Response:
+    return json_response(await message_service.ack(caller.svc, caller.agent, body))
 
 
 @router.get("/sessions", response_model=schemas.SessionList, responses=AUTHED)
 async def list_sessions(
-    agent: AgentDep,
-    svc: ServicesDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 100,
 ) -> schemas.SessionList:
-    return await message_service.list_sessions(svc, agent, limit)
+    return await message_service.list_sessions(caller.svc, caller.agent, limit)
 
 
 @router.get(
@@ -69,9 +70,8 @@ async def list_sessions(
 )
 async def history(
     session_id: IdPath,
-    agent: AgentDep,
-    svc: ServicesDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 50,
     before: Annotated[str | None, Query(pattern=schemas.OBJECT_ID_PATTERN)] = None,
 ) -> schemas.SessionHistory:
-    return await message_service.history(svc, agent, session_id, limit, before)
+    return await message_service.history(caller.svc, caller.agent, session_id, limit, before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from .. import schemas
@@ -14,6 +15,42 @@ def _dump(frame: dict[str, Any]) -> str:
 
 def message(msg: schemas.Message) -> str:
     return _dump({"type": "message", "message": msg.model_dump(mode="json")})
+
+
+def new_message(
+    *,
+    message_id: str,
+    seq: int,
+    session_id: str,
+    from_agent: str,
+    to_agent: str,
+    subject: str,
+    content: str,
+    created_at: datetime,
+    correlation_id: str | None,
+    encrypted: bool,
+    encryption: dict[str, str] | None,
+) -> str:
+    """The frame of a message just sent, built without a model (the send hot path);
+    the same JSON as `message(schemas.Message(...))`, which a test checks."""
+    return _dump(
+        {
+            "type": "message",
+            "message": {
+                "message_id": message_id,
+                "seq": seq,
+                "session_id": session_id,
+                "from_agent": from_agent,
+                "to_agent": to_agent,
+                "subject": subject,
+                "content": content,
+                "created_at": created_at.isoformat().replace("+00:00", "Z"),
+                "correlation_id": correlation_id,
+                "encrypted": encrypted,
+                "encryption": encryption,
+            },
+        }
+    )
 
 
 def connection_request(request: schemas.IncomingRequest) -> str:

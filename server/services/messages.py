@@ -142,7 +142,7 @@ async def send(
                 return earlier
             if new_session:
                 svc.session_info.put(session_id, (*pair(sender.id, recipient.id), subject))
-            message = schemas.Message(
+            frame = frames.new_message(
                 message_id=message_id,
                 seq=seq,
                 session_id=session_id,
@@ -155,7 +155,7 @@ async def send(
                 encrypted=body.encrypted,
                 encryption=encryption,
             )
-            svc.hub.push_message(recipient.id, seq, frames.message(message))
+            svc.hub.push_message(recipient.id, seq, frame)
     finally:
         gate.inflight -= 1
     return schemas.SendResponse(

@@ -148,3 +148,15 @@ def test_connection_events_reach_the_socket(server: ServerThread) -> None:
         assert ws.recv_type("connection_approved")["peer_agent_name"] == a.name
         a.delete(f"/connections/{b.name}")
         assert ws.recv_type("connection_revoked")["peer_agent_name"] == a.name
+
+
+def test_the_live_frame_equals_the_backlog_frame_of_the_same_message(server: ServerThread) -> None:
+    a, b = _pair(server)
+    with Socket(server.ws_url) as ws:
+        ws.auth(b.api_key)
+        a.send(b, "same either way", subject="S", correlation_id="corr-9")
+        live = ws.recv_type("message")
+    with Socket(server.ws_url) as ws:
+        ws.auth(b.api_key, since=0)
+        replayed = ws.recv_type("message")
+    assert live == replayed
