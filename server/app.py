@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from .api import agents, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
+from .api.fast_send import FastSend
 from .api.openapi import install_openapi
 from .db import Database
 from .security import Cipher, load_or_create_sqlite_key
@@ -88,6 +89,9 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi(app)
     for module in (health, agents, connections, messages, directory, ws):
         app.include_router(module.router)
+    if settings.fast_send:
+        app.add_middleware(FastSend, mailbox=app)
+    # Added last, so it runs first: every body is bounded before anything reads it.
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app
 

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0, alias="MAILBOX_WS_PING_INTERVAL")
     ws_send_queue: int = Field(default=1024, ge=16, alias="MAILBOX_WS_SEND_QUEUE")
 
+    # Serve POST /messages/send outside the framework (see server/api/fast_send.py).
+    fast_send: bool = Field(default=True, alias="MAILBOX_FAST_SEND")
     # Behind a reverse proxy, trust X-Forwarded-For for the per-client registration limit.
     trust_forwarded_for: bool = Field(default=False, alias="MAILBOX_TRUST_FORWARDED_FOR")
     log_level: str = Field(default="info", alias="MAILBOX_LOG_LEVEL")

@@ -35,9 +35,10 @@ def error_response(
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
-def _describe_validation(exc: RequestValidationError) -> str:
+def describe_errors(errors: Any) -> str:
+    """One line for people from pydantic's error list."""
     parts = []
-    for error in exc.errors()[:5]:
+    for error in list(errors)[:5]:
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         parts.append(f"{location}: {error.get('msg')}" if location else str(error.get("msg")))
     return "; ".join(parts) or "invalid request"
@@ -51,7 +52,7 @@ async def _mailbox_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "validation_error", _describe_validation(exc))
+    return error_response(422, "validation_error", describe_errors(exc.errors()))
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -250,3 +250,32 @@ def test_encrypted_send_to_a_peer_without_a_key_is_409(server: ServerThread) -> 
         },
     )
     assert_error(response, 409, "peer_missing_openpgp_public_key")
+
+
+def test_the_framework_route_answers_like_the_fast_path(fresh_database_url: str) -> None:
+    """With MAILBOX_FAST_SEND=0 the FastAPI route serves sends: same answers, same errors."""
+    from tests.servers import server_settings
+
+    answers = []
+    for fast in (True, False):
+        settings = server_settings(fresh_database_url, MAILBOX_FAST_SEND=fast)
+        with ServerThread(settings) as running:
+            a, b = register(running.url, "alice"), register(running.url, "bob")
+            connect_agents(a, b)
+            sent = a.send(b, "hello", subject="S")
+            cases = [
+                a.post("/messages/send", {"to": b.name, "content": "x"}),
+                a.post("/messages/send", {"to": b.name, "content": 1, "subject": "s"}),
+                a.post("/messages/send", {"to": "no-such-agent", "content": "x", "subject": "s"}),
+                b.http.post("/messages/send", json={"to": a.name, "content": "x"}),
+            ]
+            answers.append(
+                (set(sent), sent["seq"], [(r.status_code, r.json()["error"]) for r in cases])
+            )
+    assert answers[0] == answers[1]
+    assert answers[0][2] == [
+        (422, "subject_required"),
+        (422, "validation_error"),
+        (404, "agent_not_found"),
+        (401, "unauthorized"),
+    ]
