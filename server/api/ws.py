@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -78,35 +77,49 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, since: in
     # Subscribe before reading the backlog: a message committed in between is
     # then in the backlog, in the queue, or both (the writer skips repeats).
     subscriber = svc.hub.subscribe(agent.id)
-    tasks: list[asyncio.Task[Any]] = []
+    # Two tasks per connection, to keep idle sockets cheap: this one reads, the
+    # writer sends the backlog and then whatever the hub queues.
+    writer = asyncio.create_task(_write(websocket, svc, agent, subscriber, since))
     try:
         await websocket.send_text(frames.auth_ok(agent.id, agent.name))
-        tasks = [
-            asyncio.create_task(_write(websocket, svc, agent, subscriber, since)),
-            asyncio.create_task(_read(websocket, svc, agent)),
-            asyncio.create_task(subscriber.closed.wait()),
-        ]
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                error = task.exception()
-                if not isinstance(error, WebSocketDisconnect | OSError | RuntimeError):
-                    log.error("websocket of %s failed", agent.name, exc_info=error)
-        if subscriber.close_code is not None:
-            with contextlib.suppress(Exception):
-                await websocket.close(
-                    subscriber.close_code, _REASONS.get(subscriber.close_code, "")
-                )
-    except WebSocketDisconnect:
-        pass
+        await _read(websocket, svc, agent)
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass  # the client went away, or the writer closed the socket
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         svc.hub.unsubscribe(subscriber)
+        subscriber.close(1000)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+        if writer.done() and not writer.cancelled() and writer.exception() is not None:
+            log.error("websocket writer of %s failed", agent.name, exc_info=writer.exception())
 
 
 async def _write(
+    websocket: WebSocket, svc: Services, agent: AgentRef, subscriber: Subscriber, since: int | None
+) -> None:
+    try:
+        await _send_backlog(websocket, svc, agent, subscriber, since)
+        while True:
+            item = await subscriber.next()
+            if item is None:
+                break
+            seq, frame = item
+            if seq is not None:
+                if seq <= subscriber.last_sent_seq:
+                    continue
+                subscriber.last_sent_seq = seq
+            await websocket.send_text(frame)
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        return
+    if subscriber.close_code is not None and subscriber.close_code != 1000:
+        # Replaced (4000), too slow (1013) or shutting down (1001): say so and close,
+        # which also ends the reader.
+        with contextlib.suppress(Exception):
+            await websocket.close(subscriber.close_code, _REASONS.get(subscriber.close_code, ""))
+
+
+async def _send_backlog(
     websocket: WebSocket, svc: Services, agent: AgentRef, subscriber: Subscriber, since: int | None
 ) -> None:
     unacked_only = since is None
@@ -118,18 +131,8 @@ async def _write(
             await websocket.send_text(frames.message(message))
             subscriber.last_sent_seq = message.seq
         if len(page) < BACKLOG_PAGE:
-            break
-        after = page[-1].seq
-    while True:
-        item = await subscriber.queue.get()
-        if item is None:
             return
-        seq, frame = item
-        if seq is not None:
-            if seq <= subscriber.last_sent_seq:
-                continue
-            subscriber.last_sent_seq = seq
-        await websocket.send_text(frame)
+        after = page[-1].seq
 
 
 async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections import deque
 
 log = logging.getLogger(__name__)
 
@@ -21,32 +21,67 @@ CLOSE_REPLACED = 4000
 CLOSE_OVERFLOW = 1013  # "try again later": the client reconnects and resumes
 
 
-@dataclass(eq=False)
 class Subscriber:
-    agent_id: str
-    queue_size: int
-    queue: asyncio.Queue[tuple[int | None, str] | None] = field(init=False)
-    last_sent_seq: int = 0
-    close_code: int | None = None
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    """One connected agent's outgoing frames: a bounded FIFO and at most one waiter.
 
-    def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(maxsize=self.queue_size)
+    Deliberately smaller than an asyncio.Queue (thousands of idle sockets each
+    hold one): a deque, and a future only while the writer waits.
+    """
+
+    __slots__ = (
+        "_pending",
+        "_waiter",
+        "agent_id",
+        "close_code",
+        "closed",
+        "last_sent_seq",
+        "limit",
+    )
+
+    def __init__(self, agent_id: str, limit: int) -> None:
+        self.agent_id = agent_id
+        self.limit = limit
+        self.last_sent_seq = 0
+        self.close_code: int | None = None
+        self.closed = False
+        self._pending: deque[tuple[int | None, str]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, seq: int | None, frame: str) -> None:
-        if self.closed.is_set():
+        if self.closed:
             return
-        try:
-            self.queue.put_nowait((seq, frame))
-        except asyncio.QueueFull:
+        if len(self._pending) >= self.limit:
             log.warning("subscriber for %s is too slow; closing it to resume later", self.agent_id)
             self.close(CLOSE_OVERFLOW)
+            return
+        self._pending.append((seq, frame))
+        self._wake()
+
+    async def next(self) -> tuple[int | None, str] | None:
+        """The next frame to send, or None once closed."""
+        while not self._pending and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.closed:
+            return None
+        return self._pending.popleft()
 
     def close(self, code: int) -> None:
-        if self.closed.is_set():
+        """Stop this subscriber: its writer sends nothing more (not even queued frames,
+        which would leave a gap the client might acknowledge past)."""
+        if self.closed:
             return
         self.close_code = code
-        self.closed.set()
+        self.closed = True
+        self._pending.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class Hub:
