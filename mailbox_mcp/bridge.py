@@ -19,6 +19,8 @@ from . import __version__
 from .api import MailboxAPI
 from .backoff import Backoff
 from .delivery import Injector
+from .e2e import EndToEnd
+from .election import ListenerLock
 from .errors import ConfigError, MailboxAPIError
 from .gateway import GatewayClient
 from .listener import Listener
@@ -39,11 +41,13 @@ class Bridge:
         self.settings = settings
         self.api_key = settings.resolved_api_key()
         self.api = MailboxAPI(settings.server_url, self.api_key)
+        self.e2e = EndToEnd(settings, self.api)
         self.identity: Identity | None = None
         self.listener: Listener | None = None
         self.injector: Injector | None = None
         self.gateway: GatewayClient | None = None
         self.startup_error: str | None = None
+        self.election: ListenerLock | None = None
         self.pid = os.getpid()
 
     def require_key(self) -> None:
@@ -74,13 +78,25 @@ class Bridge:
             log.error("%s", exc)
             return
         settings = self.settings
+        self.election = ListenerLock(settings.state_dir, identity.agent_id)
+        try:
+            await self.election.acquire()
+            await self._listen_as_holder(identity)
+            # Stopped for good (bad key, or replaced by a bridge elsewhere): keep the
+            # lock, so sibling bridges stay on standby instead of fighting over it.
+            await anyio.sleep_forever()
+        finally:
+            self.election.release()
+
+    async def _listen_as_holder(self, identity: Identity) -> None:
+        settings = self.settings
         token = settings.gateway_token.get_secret_value() if settings.gateway_token else ""
         assert settings.gateway_url is not None
         self.gateway = GatewayClient(
             settings.gateway_url, token, settings.session_agent_id, __version__
         )
         store = DeliveredLog(settings.state_dir, identity.agent_id)
-        self.injector = Injector(settings, self.gateway, store)
+        self.injector = Injector(settings, self.gateway, store, e2e=self.e2e)
         self.listener = Listener(
             self.api.ws_url,
             self.api_key or "",
@@ -115,6 +131,7 @@ class Bridge:
         return self.identity
 
     async def aclose(self) -> None:
+        self.e2e.close()
         await self.api.aclose()
         if self.gateway is not None:
             await self.gateway.aclose()

@@ -21,6 +21,7 @@ from . import __version__
 from .api import MailboxAPI
 from .doctor import run_doctor
 from .errors import MailboxAPIError
+from .keys_cli import add_keys_parser, run_keys
 from .settings import BridgeSettings
 from .snippets import claude_config, openclaw_config
 
@@ -173,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("disconnect", help="revoke a connection")
     p.add_argument("peer")
     commands.add_parser("doctor", help="check server, key, gateway and permissions")
+    add_keys_parser(commands)
     p = commands.add_parser("config", help="print a ready-to-paste MCP server entry")
     p.add_argument("host", choices=["openclaw", "claude"])
     p.add_argument("--include-key", action="store_true", help="put the API key itself in the entry")
@@ -187,6 +189,7 @@ COMMANDS: dict[str, Command] = {
     "connections": _connections,
     "disconnect": _revoke,
     "doctor": _doctor,
+    "keys": run_keys,
 }
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import anyio
 
-from . import envelope
 from .backoff import Backoff
+from .e2e import EndToEnd
+from .e2e import render as render_message
 from .gateway import GatewayClient, GatewayError
 from .settings import BridgeSettings
 from .state import DeliveredLog
@@ -40,21 +41,15 @@ class Injector:
     gateway: GatewayClient
     log_store: DeliveredLog
     status: DeliveryStatus = field(default_factory=DeliveryStatus)
+    e2e: EndToEnd | None = None
 
-    def render(self, message: dict[str, Any]) -> str:
-        """The text the agent sees: the message inside the untrusted-message envelope."""
-        peer = message["from_agent"]
-        notice = None
-        if message.get("encrypted"):
-            notice = "Encryption: end-to-end (OpenPGP) — this bridge cannot decrypt it yet"
-        return envelope.wrap_incoming_message(
-            from_agent=peer,
-            subject=message.get("subject"),
-            content=message.get("content", ""),
-            session_id=message["session_id"],
-            trust_level=self.settings.trust_level(peer),
-            notice=notice,
-        )
+    async def render(self, message: dict[str, Any]) -> str:
+        """The text the agent sees: the message inside the untrusted-message envelope.
+
+        An end-to-end encrypted message is decrypted and its signature checked
+        first (`e2e.render`); a plaintext one costs no network call.
+        """
+        return await render_message(message, self.settings, self.e2e)
 
     async def deliver(self, message: dict[str, Any]) -> bool:
         """Inject unless already done; retries until accepted. False if it was a duplicate."""
@@ -63,7 +58,7 @@ class Injector:
             return False
         peer = message["from_agent"]
         session_key = self.settings.session_key(peer)
-        text = self.render(message)
+        text = await self.render(message)
         backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)
         while True:
             try:

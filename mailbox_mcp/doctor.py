@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from . import __version__
 from .api import MailboxAPI
+from .election import ListenerLock
 from .errors import MailboxAPIError, ServerUnreachable
 from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
 from .settings import BridgeSettings
@@ -52,6 +53,8 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
             try:
                 me = await api.me()
                 checks.append(Check("api key", True, f"valid, agent {me['name']} ({source})"))
+                if settings.push_mode:
+                    checks.append(listener_check(settings, me["agent_id"]))
             except ServerUnreachable as exc:
                 checks.append(
                     Check(
@@ -146,6 +149,21 @@ def _gateway_checks(url: str, result: GatewayCheck) -> list[Check]:
         None if result.reachable else result.reachable_fix,
     )
     return [reachable, token, send]
+
+
+def listener_check(settings: BridgeSettings, agent_id: str) -> Check:
+    """Which bridge process holds this agent's listener lock (information, never a failure)."""
+    lock = ListenerLock(settings.state_dir, agent_id)
+    if lock.try_acquire():
+        lock.release()
+        return Check(
+            "listener",
+            None,
+            "no bridge process of this agent is listening now; one starts with the LLM "
+            "host's first session that uses the mailbox tools",
+        )
+    holder = lock.holder_pid()
+    return Check("listener", True, f"bridge process pid {holder or '?'} holds the listener")
 
 
 async def run_doctor(settings: BridgeSettings) -> int:

@@ -4,7 +4,8 @@ BridgeError                  root
 ├── ConfigError              a setting is missing or wrong (names the variable)
 ├── MailboxAPIError          the mailbox server answered an error {"error","message"}
 │   └── ServerUnreachable    no answer at all (network, DNS, TLS, timeout)
-└── gateway.GatewayError     OpenClaw said no or could not be reached (gateway.py)
+├── gateway.GatewayError     OpenClaw said no or could not be reached (gateway.py)
+└── crypto.CryptoError       OpenPGP: a key, a passphrase, a message (tree in crypto.py)
 """
 
 from __future__ import annotations

@@ -94,6 +94,11 @@ class BridgeSettings(BaseSettings):
     def api_key_file(self) -> Path:
         return self.state_dir / "api_key"
 
+    @property
+    def pgp_key_path(self) -> Path:
+        """MAILBOX_PGP_PRIVATE_KEY_FILE, else `openpgp-private-key.asc` in the state dir."""
+        return self.pgp_private_key_file or self.state_dir / "openpgp-private-key.asc"
+
     def resolved_api_key(self) -> str | None:
         """MAILBOX_API_KEY, else the key `mailbox-mcp register` saved in the state dir."""
         if self.api_key is not None and self.api_key.get_secret_value().strip():

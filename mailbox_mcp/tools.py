@@ -9,6 +9,7 @@ never appears in any output.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Annotated, Any
@@ -18,9 +19,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from . import envelope
+from . import e2e, envelope
 from .bridge import Bridge
-from .errors import ConfigError, MailboxAPIError, ServerUnreachable
+from .errors import BridgeError, ConfigError, MailboxAPIError, ServerUnreachable
 
 # What to do about each server error, for the model (and through it, the owner).
 _NEXT_STEP = {
@@ -172,23 +173,20 @@ class StatusResult(BaseModel):
 # --- wrapping -----------------------------------------------------------------
 
 
-def wrap_message(bridge: Bridge, message: dict[str, Any]) -> WrappedMessage:
-    peer = message["from_agent"]
+async def wrap_message(bridge: Bridge, message: dict[str, Any]) -> WrappedMessage:
+    """The message for the model; an encrypted one decrypted and its signature checked."""
+    me = None
+    if message.get("encrypted"):  # our own sent mail is not readable here: say so, not "error"
+        with contextlib.suppress(MailboxAPIError):
+            me = (await bridge.identify()).name
     return WrappedMessage(
         message_id=message["message_id"],
         seq=message["seq"],
         session_id=message["session_id"],
-        from_agent=peer,
+        from_agent=message["from_agent"],
         to_agent=message["to_agent"],
         created_at=message["created_at"],
-        text=envelope.wrap_incoming_message(
-            from_agent=peer,
-            subject=message.get("subject"),
-            content=message.get("content", ""),
-            session_id=message["session_id"],
-            trust_level=bridge.settings.trust_level(peer),
-            notice="Encryption: end-to-end (OpenPGP)" if message.get("encrypted") else None,
-        ),
+        text=await e2e.render(message, bridge.settings, bridge.e2e, me=me),
     )
 
 
@@ -240,7 +238,11 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
             ),
         ] = None,
         encrypt: Annotated[
-            bool, Field(description="Encrypt end to end with OpenPGP (peer must have a key)")
+            bool,
+            Field(
+                description="Encrypt the content end to end with OpenPGP and sign it (the peer "
+                "must have published a key; the subject is not encrypted)"
+            ),
         ] = False,
     ) -> SendResult:
         _need_key(bridge)
@@ -250,16 +252,23 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
                 "Call again with encrypt=true."
             )
         if encrypt:
-            raise ToolError(
-                "End-to-end encryption is not set up on this bridge yet "
-                "(MAILBOX_PGP_PRIVATE_KEY_FILE); send without encrypt=true."
-            )
+            try:
+                content = await bridge.e2e.seal(to, content)
+            except MailboxAPIError as exc:
+                raise _tool_error(exc) from None
+            except BridgeError as exc:  # crypto.CryptoError: each says what to do
+                raise ToolError(str(exc)) from None
         # One key per call: a retry after a lost answer cannot send twice.
         key = uuid.uuid4().hex
         for attempt in range(2):
             try:
                 sent = await api.send(
-                    to, content, subject=subject, session_id=session_id, idempotency_key=key
+                    to,
+                    content,
+                    subject=subject,
+                    session_id=session_id,
+                    idempotency_key=key,
+                    encrypted=encrypt,
                 )
                 break
             except ServerUnreachable as exc:
@@ -271,7 +280,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
             message_id=sent["message_id"],
             session_id=sent["session_id"],
             seq=sent["seq"],
-            encrypted=False,
+            encrypted=encrypt,
         )
 
     @mcp.tool(
@@ -305,7 +314,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
         if not inbox["messages"]:
             note = "No new messages."
         return InboxResult(
-            messages=[wrap_message(bridge, m) for m in inbox["messages"]],
+            messages=[await wrap_message(bridge, m) for m in inbox["messages"]],
             connection_requests=[wrap_request(r) for r in inbox["connection_requests"]],
             acknowledged=acknowledged,
             note=note,
@@ -343,7 +352,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
             session_id=history["session_id"],
             participants=history["participants"],
             sessions=[],
-            messages=[wrap_message(bridge, m) for m in history["messages"]],
+            messages=[await wrap_message(bridge, m) for m in history["messages"]],
         )
 
     @mcp.tool(
@@ -507,7 +516,12 @@ async def status(bridge: Bridge) -> StatusResult:
     listening = None
     delivered = 0
     if settings.push_mode:
-        if bridge.listener is None:
+        election = bridge.election
+        if election is not None and not election.held:
+            holder = election.holder_pid()
+            listener = "standby (another bridge process of this agent listens)"
+            listening = f"pid {holder} (another process)" if holder else "another process"
+        elif bridge.listener is None:
             listener = "starting"
         else:
             listener = bridge.listener.status.state

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp import Client
@@ -79,3 +80,25 @@ async def send(sender: Agent, to: Agent, content: str, **fields: Any) -> dict[st
         response = await http.post("/messages/send", json=body, headers=sender.auth)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def landed(gateway: FakeGateway) -> list[str]:
+    """Which messages landed, by the content marker each test message carries."""
+    return [
+        line
+        for i in gateway.injections
+        for line in i.message.splitlines()
+        if line.startswith("msg-")
+    ]
+
+
+async def status_until(client: Client, predicate: Any, within: float = 10) -> dict[str, Any]:
+    """Poll `mailbox_status` (the only window into the bridge process) until it holds."""
+    with anyio.fail_after(within):
+        while True:  # another process's state has no event to wait on
+            result = await client.call_tool("mailbox_status", {})
+            status = result.structured_content
+            assert status is not None
+            if predicate(status):
+                return status
+            await anyio.sleep(0.05)

@@ -9,16 +9,13 @@ one would already have landed too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
-from mcp import Client
 
 from mailbox_mcp import envelope
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent, connect_agents, register
-from tests.mcp.conftest import bridge, bridge_env, send
+from tests.mcp.conftest import bridge, bridge_env, landed, send, status_until
 from tests.servers import ServerThread
 
 pytestmark = pytest.mark.anyio
@@ -26,28 +23,6 @@ pytestmark = pytest.mark.anyio
 
 def _key(me_agent_id: str, peer: Agent) -> str:
     return f"agent:{me_agent_id}:dm:mailbox-{peer.name}"
-
-
-def _ids(gateway: FakeGateway) -> list[str]:
-    """Which messages landed, by the content marker each test message carries."""
-    return [
-        line
-        for i in gateway.injections
-        for line in i.message.splitlines()
-        if line.startswith("msg-")
-    ]
-
-
-async def _status_until(client: Client, predicate: Any, within: float = 10) -> dict[str, Any]:
-    """Poll `mailbox_status` (the only window into the bridge process) until it holds."""
-    with anyio.fail_after(within):
-        while True:  # another process's state has no event to wait on
-            result = await client.call_tool("mailbox_status", {})
-            status = result.structured_content
-            assert status is not None
-            if predicate(status):
-                return status
-            await anyio.sleep(0.05)
 
 
 async def test_a_message_lands_in_its_per_peer_session_wrapped_with_caller_equal_to_target(
@@ -96,7 +71,7 @@ async def test_messages_of_one_peer_arrive_in_order(
         for i in range(10):
             await send(peer, me, f"msg-{i}")
         await gateway.await_injections(10, timeout=20)
-    assert _ids(gateway) == [f"msg-{i}" for i in range(10)]
+    assert landed(gateway) == [f"msg-{i}" for i in range(10)]
 
 
 async def test_gateway_down_then_up_delivers_exactly_once(
@@ -106,15 +81,15 @@ async def test_gateway_down_then_up_delivers_exactly_once(
     gateway.stop()
     async with bridge(bridge_env(mailbox, me, tmp_path, gateway)) as client:
         await send(peer, me, "msg-while-down")
-        status = await _status_until(client, lambda s: s["last_error"] is not None)
+        status = await status_until(client, lambda s: s["last_error"] is not None)
         assert "OpenClaw" in status["last_error"]
         assert me.get("/inbox").json()["messages"], "nothing may be acknowledged while undelivered"
         gateway.start()
         await gateway.await_injections(1, timeout=15)
         await send(peer, me, "msg-sentinel")
         await gateway.await_injections(2, timeout=15)
-        status = await _status_until(client, lambda s: s["last_error"] is None)
-    assert _ids(gateway) == ["msg-while-down", "msg-sentinel"]
+        status = await status_until(client, lambda s: s["last_error"] is None)
+    assert landed(gateway) == ["msg-while-down", "msg-sentinel"]
     assert status["delivered"] == 2
 
 
@@ -125,11 +100,11 @@ async def test_sessions_send_not_allowed_is_reported_with_the_fix_then_recovers(
     gateway.allowed_tools = {"sessions_history"}
     async with bridge(bridge_env(mailbox, me, tmp_path, gateway)) as client:
         await send(peer, me, "msg-refused")
-        status = await _status_until(client, lambda s: s["fix"] is not None)
+        status = await status_until(client, lambda s: s["fix"] is not None)
         assert "sessions_send" in status["fix"] and "allow" in status["fix"]
         gateway.allowed_tools = {"sessions_send", "sessions_history"}
         await gateway.await_injections(1, timeout=15)
-    assert _ids(gateway) == ["msg-refused"]
+    assert landed(gateway) == ["msg-refused"]
 
 
 async def test_a_gateway_restart_that_lost_the_session_recreates_it(
@@ -142,7 +117,7 @@ async def test_a_gateway_restart_that_lost_the_session_recreates_it(
         gateway.forget_sessions()
         await send(peer, me, "msg-2")
         await gateway.await_injections(2, timeout=15)
-    assert _ids(gateway) == ["msg-1", "msg-2"]
+    assert landed(gateway) == ["msg-1", "msg-2"]
     assert gateway.sessions_create_calls >= 2
 
 
@@ -153,7 +128,7 @@ async def test_a_message_sent_while_the_bridge_was_off_is_injected_when_it_start
     await send(peer, me, "msg-offline")
     async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
         await gateway.await_injections(1, timeout=15)
-    assert _ids(gateway) == ["msg-offline"]
+    assert landed(gateway) == ["msg-offline"]
 
 
 async def test_a_restarted_bridge_never_injects_again(
@@ -167,7 +142,7 @@ async def test_a_restarted_bridge_never_injects_again(
     async with bridge(env):
         await send(peer, me, "msg-2")
         await gateway.await_injections(2, timeout=15)
-    assert _ids(gateway) == ["msg-1", "msg-2"]
+    assert landed(gateway) == ["msg-1", "msg-2"]
 
 
 async def test_a_server_restart_is_survived_with_nothing_lost(
@@ -178,12 +153,12 @@ async def test_a_server_restart_is_survived_with_nothing_lost(
         await send(peer, me, "msg-before")
         await gateway.await_injections(1, timeout=15)
         mailbox.stop()
-        await _status_until(client, lambda s: s["listener"] == "reconnecting")
+        await status_until(client, lambda s: s["listener"] == "reconnecting")
         mailbox.start()
-        await _status_until(client, lambda s: s["listener"] == "connected")
+        await status_until(client, lambda s: s["listener"] == "connected")
         await send(peer, me, "msg-after")
         await gateway.await_injections(2, timeout=15)
-    assert _ids(gateway) == ["msg-before", "msg-after"]
+    assert landed(gateway) == ["msg-before", "msg-after"]
 
 
 async def test_a_second_listener_with_the_same_key_stops_the_first_with_a_reason(
@@ -191,10 +166,10 @@ async def test_a_second_listener_with_the_same_key_stops_the_first_with_a_reason
 ) -> None:
     me, _ = peers
     async with bridge(bridge_env(mailbox, me, tmp_path / "one", gateway)) as first:
-        await _status_until(first, lambda s: s["listener"] == "connected")
+        await status_until(first, lambda s: s["listener"] == "connected")
         async with bridge(bridge_env(mailbox, me, tmp_path / "two", gateway)) as second:
-            await _status_until(second, lambda s: s["listener"] == "connected")
-            status = await _status_until(first, lambda s: s["listener"] == "stopped")
+            await status_until(second, lambda s: s["listener"] == "connected")
+            status = await status_until(first, lambda s: s["listener"] == "stopped")
     assert "4000" in status["listener_reason"]
 
 
@@ -204,5 +179,5 @@ async def test_a_bad_key_stops_the_listener_and_says_so(
     ghost = register(mailbox.url, "ghost")
     ghost.post("/agents/me/rotate-key")  # the key in hand no longer works
     async with bridge(bridge_env(mailbox, ghost, tmp_path, gateway)) as client:
-        status = await _status_until(client, lambda s: s["last_error"] is not None)
+        status = await status_until(client, lambda s: s["last_error"] is not None)
     assert "API key" in status["last_error"] or "api key" in status["last_error"].lower()

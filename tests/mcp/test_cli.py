@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 
 from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_config
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import unique_name
+from tests.mcp.conftest import status_until
 from tests.servers import ServerThread, free_port, server_settings, sqlite_url
 
 MAILBOX_MCP = str(Path(sys.executable).parent / "mailbox-mcp")
@@ -317,6 +322,21 @@ def test_doctor_with_a_gateway_and_everything_right_passes(
     assert GATEWAY_TOKEN not in output(result)
     assert gateway.injections == []  # the probe starts no run
     assert gateway.sessions == {}  # and creates no session
+    assert "no bridge process of this agent is listening" in line_of(result, "[skip] listener")
+
+
+@pytest.mark.anyio
+async def test_doctor_names_the_bridge_process_that_listens(
+    alice: Owner, gateway: FakeGateway
+) -> None:
+    env = {**alice.env, **push_env(gateway), "MAILBOX_API_KEY": alice.key}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mailbox_mcp"], env=env)
+    async with Client(params) as bridge:
+        status = await status_until(bridge, lambda s: s["listener"] == "connected")
+        pid = status["listening_process"].split()[1]
+        result = await anyio.to_thread.run_sync(lambda: alice.run("doctor", **push_env(gateway)))
+    assert result.returncode == 0, output(result)
+    assert f"pid {pid} holds the listener" in line_of(result, "[  ok] listener")
 
 
 def test_doctor_says_exactly_what_to_add_when_sessions_send_is_not_allowed(
