@@ -15,15 +15,16 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
+import anyio
 from pydantic import ValidationError
 
 from . import __version__
 from .api import MailboxAPI
 from .doctor import run_doctor
-from .errors import MailboxAPIError
+from .errors import ConfigError, MailboxAPIError
 from .keys_cli import add_keys_parser, run_keys
 from .settings import BridgeSettings
-from .snippets import claude_config, openclaw_config
+from .snippets import claude_config, openclaw_config, systemd_unit
 
 log = logging.getLogger("mailbox_mcp")
 
@@ -144,7 +145,32 @@ async def _doctor(settings: BridgeSettings, _args: argparse.Namespace) -> int:
     return await run_doctor(settings)
 
 
+def _run_service(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=os.environ.get("MAILBOX_LOG_LEVEL", "INFO").upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = load_settings()
+    from .serve import run_listen, run_serve
+
+    try:
+        if args.command == "serve":
+            anyio.run(run_serve, settings, args.host, args.port)
+        else:
+            anyio.run(run_listen, settings)
+    except ConfigError as exc:
+        print(f"mailbox-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    if args.host.startswith("systemd-"):
+        print(systemd_unit(settings, args.host.removeprefix("systemd-")), end="")
+        return 0
     render = openclaw_config if args.host == "openclaw" else claude_config
     print(json.dumps(render(settings, include_key=args.include_key), indent=2))
     return 0
@@ -161,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("stdio", help="serve MCP on stdio (what an LLM host starts)")
+    p = commands.add_parser(
+        "serve", help="run the listener and serve MCP over HTTP to every session (one process)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    p.add_argument("--port", type=int, default=8766, help="port (default 8766)")
+    commands.add_parser("listen", help="run the listener alone (inject into OpenClaw)")
     p = commands.add_parser("register", help="register an agent and save its API key")
     p.add_argument("name", help="agent name: a-z, 0-9, dashes, 3-32 characters")
     p.add_argument("--description", help="a short public description")
@@ -175,8 +207,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("peer")
     commands.add_parser("doctor", help="check server, key, gateway and permissions")
     add_keys_parser(commands)
-    p = commands.add_parser("config", help="print a ready-to-paste MCP server entry")
-    p.add_argument("host", choices=["openclaw", "claude"])
+    p = commands.add_parser(
+        "config", help="print a ready-to-paste MCP server entry, or a systemd user unit"
+    )
+    p.add_argument("host", choices=["openclaw", "claude", "systemd-serve", "systemd-listen"])
     p.add_argument("--include-key", action="store_true", help="put the API key itself in the entry")
     return parser
 
@@ -201,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "stdio":
         return run_stdio()
+    if args.command in ("serve", "listen"):
+        return _run_service(args)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     settings = load_settings()
     if args.command == "config":

@@ -37,6 +37,8 @@ class BridgeSettings(BaseSettings):
     # Reconnect and re-inject backoff: from this, doubling, up to the maximum.
     retry_initial_seconds: float = Field(default=1.0, gt=0, alias="MAILBOX_RETRY_INITIAL_SECONDS")
     retry_max_seconds: float = Field(default=30.0, gt=0, alias="MAILBOX_RETRY_MAX_SECONDS")
+    # The bearer token `mailbox-mcp serve` requires (else one is kept in the state dir).
+    serve_token: SecretStr | None = Field(default=None, alias="MAILBOX_SERVE_TOKEN")
     # Peers the owner vouches for, shown in the envelope's trust line: "alice,bob".
     trusted_peers: str = Field(default="", alias="MAILBOX_TRUSTED_PEERS")
 

@@ -22,9 +22,16 @@ def _env(settings: BridgeSettings, include_key: bool) -> dict[str, str]:
     return env
 
 
-def _command() -> dict[str, Any]:
-    # The interpreter that has the bridge installed, so no PATH or venv activation is needed.
-    return {"command": sys.executable, "args": ["-m", "mailbox_mcp"]}
+def _command(settings: BridgeSettings) -> dict[str, Any]:
+    # The interpreter that has the bridge installed, so no PATH or venv activation is
+    # needed. `-P` keeps the working directory off sys.path, and cwd is our own state
+    # dir: a host that starts servers in a workspace the model can write to must not
+    # let a planted `httpx.py` run inside the bridge, next to the API key.
+    return {
+        "command": sys.executable,
+        "args": ["-P", "-m", "mailbox_mcp"],
+        "cwd": str(settings.state_dir),
+    }
 
 
 def openclaw_config(settings: BridgeSettings, *, include_key: bool = False) -> dict[str, Any]:
@@ -34,10 +41,53 @@ def openclaw_config(settings: BridgeSettings, *, include_key: bool = False) -> d
     env["OPENCLAW_GATEWAY_TOKEN"] = token if (include_key and token) else TOKEN_PLACEHOLDER
     env["OPENCLAW_AGENT_ID"] = settings.agent_id
     return {
-        "mcp": {"servers": {"mailbox": {**_command(), "env": env}}},
+        "mcp": {"servers": {"mailbox": {**_command(settings), "env": env}}},
         "gateway": {"tools": {"allow": ["sessions_send"]}},
     }
 
 
 def claude_config(settings: BridgeSettings, *, include_key: bool = False) -> dict[str, Any]:
-    return {"mcpServers": {"mailbox": {**_command(), "env": _env(settings, include_key)}}}
+    entry = {**_command(settings), "env": _env(settings, include_key)}
+    entry.pop("cwd")  # Claude Desktop's format has no cwd; -P alone keeps it off sys.path
+    return {"mcpServers": {"mailbox": entry}}
+
+
+def systemd_unit(settings: BridgeSettings, command: str) -> str:
+    """A systemd user unit running `mailbox-mcp serve` or `listen` always, restarting it.
+
+    Secrets stay out of the unit: the API key is read from the state dir, the
+    gateway token from an EnvironmentFile the owner writes (0600).
+    """
+    description = {
+        "serve": "Agent Mailbox bridge: listener and MCP over HTTP on loopback",
+        "listen": "Agent Mailbox bridge: listener (delivery into OpenClaw)",
+    }[command]
+    environment = "\n".join(
+        f"Environment={key}={value}"
+        for key, value in {
+            "MAILBOX_SERVER_URL": settings.server_url,
+            "MAILBOX_STATE_DIR": str(settings.state_dir),
+            "OPENCLAW_GATEWAY_URL": settings.gateway_url or "http://127.0.0.1:18789",
+            "OPENCLAW_AGENT_ID": settings.agent_id,
+        }.items()
+    )
+    return f"""\
+# ~/.config/systemd/user/mailbox-mcp-{command}.service
+#   put OPENCLAW_GATEWAY_TOKEN=... in {settings.state_dir}/env (chmod 600), then:
+#   systemctl --user daemon-reload && systemctl --user enable --now mailbox-mcp-{command}
+[Unit]
+Description={description}
+After=network-online.target
+
+[Service]
+ExecStart={sys.executable} -P -m mailbox_mcp {command}
+{environment}
+EnvironmentFile=-{settings.state_dir}/env
+Restart=on-failure
+RestartSec=2
+NoNewPrivileges=true
+PrivateTmp=true
+
+[Install]
+WantedBy=default.target
+"""

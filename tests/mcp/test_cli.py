@@ -436,7 +436,7 @@ def test_config_openclaw_prints_an_mcp_server_entry_and_the_gateway_allow_list(
     assert {"command", "args", "env"} <= set(entry)
     assert "workingDirectory" not in entry  # OpenClaw's schema rejects it
     assert Path(entry["command"]).is_file()
-    assert entry["args"] == ["-m", "mailbox_mcp"]
+    assert entry["args"] == ["-P", "-m", "mailbox_mcp"]
     assert entry["env"]["MAILBOX_SERVER_URL"] == alice.env["MAILBOX_SERVER_URL"]
     assert entry["env"]["MAILBOX_STATE_DIR"] == str(alice.state_dir)
     assert entry["env"]["OPENCLAW_AGENT_ID"] == "main"
@@ -462,7 +462,7 @@ def test_config_claude_prints_an_mcp_servers_entry_without_the_key(alice: Owner)
     config = json.loads(result.stdout)
     entry = config["mcpServers"]["mailbox"]
     assert {"command", "args", "env"} <= set(entry)
-    assert entry["args"] == ["-m", "mailbox_mcp"]
+    assert entry["args"] == ["-P", "-m", "mailbox_mcp"]
     assert entry["env"]["MAILBOX_SERVER_URL"] == alice.env["MAILBOX_SERVER_URL"]
     assert "OPENCLAW_GATEWAY_URL" not in entry["env"]  # Claude Desktop: pull mode
     assert alice.key not in result.stdout
@@ -481,7 +481,7 @@ def test_openclaw_example_is_valid_json_in_openclaws_config_format() -> None:
     entry = example["mcp"]["servers"]["mailbox"]
     assert set(entry) == {"command", "args", "env", "cwd"}
     assert entry["command"].endswith("/.venv/bin/python")
-    assert entry["args"] == ["-m", "mailbox_mcp"]
+    assert entry["args"] == ["-P", "-m", "mailbox_mcp"]
     env = entry["env"]
     assert set(env) == {
         "MAILBOX_SERVER_URL",
@@ -519,7 +519,7 @@ def test_config_openclaw_has_the_same_structure_as_the_example(tmp_path: Path) -
     assert set(generated) == set(example)
     made, shown = generated["mcp"]["servers"]["mailbox"], example["mcp"]["servers"]["mailbox"]
     assert set(made) <= set(shown)
-    assert set(shown) - set(made) <= {"cwd"}
+    assert set(shown) == set(made)
     assert made["args"] == shown["args"]
     assert set(made["env"]) == set(shown["env"])
     assert made["env"]["OPENCLAW_GATEWAY_TOKEN"] == shown["env"]["OPENCLAW_GATEWAY_TOKEN"]
