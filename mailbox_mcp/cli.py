@@ -24,7 +24,7 @@ from .doctor import run_doctor
 from .errors import ConfigError, MailboxAPIError
 from .keys_cli import add_keys_parser, run_keys
 from .settings import BridgeSettings
-from .snippets import claude_config, openclaw_config, systemd_unit
+from .snippets import claude_config, openclaw_config, openclaw_dedicated_config, systemd_unit
 
 log = logging.getLogger("mailbox_mcp")
 
@@ -171,8 +171,18 @@ def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
     if args.host.startswith("systemd-"):
         print(systemd_unit(settings, args.host.removeprefix("systemd-")), end="")
         return 0
-    render = openclaw_config if args.host == "openclaw" else claude_config
-    print(json.dumps(render(settings, include_key=args.include_key), indent=2))
+    if args.host == "openclaw" and args.dedicated:
+        config = openclaw_dedicated_config(
+            settings,
+            include_key=args.include_key,
+            workspace=args.workspace,
+            main_workspace=args.main_workspace,
+        )
+    elif args.host == "openclaw":
+        config = openclaw_config(settings, include_key=args.include_key)
+    else:
+        config = claude_config(settings, include_key=args.include_key)
+    print(json.dumps(config, indent=2))
     return 0
 
 
@@ -211,6 +221,13 @@ def _parser() -> argparse.ArgumentParser:
         "config", help="print a ready-to-paste MCP server entry, or a systemd user unit"
     )
     p.add_argument("host", choices=["openclaw", "claude", "systemd-serve", "systemd-listen"])
+    p.add_argument(
+        "--dedicated",
+        action="store_true",
+        help="openclaw: a fenced-off agent 'mailbox' owns the peer sessions (the safe setup)",
+    )
+    p.add_argument("--workspace", help="--dedicated: the peer agent's own workspace folder")
+    p.add_argument("--main-workspace", help="--dedicated: the main agent's existing workspace")
     p.add_argument("--include-key", action="store_true", help="put the API key itself in the entry")
     return parser
 

@@ -63,7 +63,13 @@ class Injector:
         while True:
             try:
                 await self.gateway.ensure_session(session_key, f"mailbox-{peer}")
-                await self.gateway.inject(session_key, text)
+                if self.settings.injection_path == "agent":
+                    # A fenced-off peer agent may not use session tools, so HTTP
+                    # sessions_send (which runs under its policy) is refused: the
+                    # gateway's own `agent` method injects the same text instead.
+                    await self.gateway.inject_via_agent(session_key, text, message["message_id"])
+                else:
+                    await self.gateway.inject(session_key, text)
                 break
             except GatewayError as exc:
                 self._note_failure(exc)

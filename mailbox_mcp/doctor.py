@@ -107,7 +107,26 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
         except ValueError as exc:  # a URL the WebSocket client cannot use (e.g. a bad port)
             checks.append(Check("gateway", False, str(exc), "fix OPENCLAW_GATEWAY_URL"))
             return checks
-    checks.extend(_gateway_checks(settings.gateway_url, result))
+    gateway_checks = _gateway_checks(settings.gateway_url, result)
+    if settings.injection_path == "agent":
+        # The `agent` method needs no gateway.tools.allow: whether HTTP sessions_send
+        # is allowed does not matter, and for a fenced agent it must not be.
+        gateway_checks[-1] = Check(
+            "injection",
+            True if result.token_accepted else None,
+            f"through the gateway WebSocket method `agent` into "
+            f"{settings.session_key('<peer>')} (no gateway.tools.allow needed)",
+        )
+    else:
+        gateway_checks.append(
+            Check(
+                "injection",
+                True if result.sessions_send_allowed else None,
+                f"through HTTP sessions_send into {settings.session_key('<peer>')}, "
+                "caller = target",
+            )
+        )
+    checks.extend(gateway_checks)
     return checks
 
 

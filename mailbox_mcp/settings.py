@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -34,6 +35,12 @@ class BridgeSettings(BaseSettings):
     pgp_private_key_file: Path | None = Field(default=None, alias="MAILBOX_PGP_PRIVATE_KEY_FILE")
     pgp_passphrase: SecretStr | None = Field(default=None, alias="MAILBOX_PGP_PASSPHRASE")
     require_encryption: bool = Field(default=False, alias="MAILBOX_REQUIRE_ENCRYPTION")
+    # How messages enter OpenClaw: HTTP sessions_send, or the gateway WebSocket method
+    # `agent` (for a dedicated peer agent whose policy denies session tools); auto
+    # picks `agent` whenever the per-peer sessions belong to an agent other than main.
+    injection: Literal["auto", "sessions_send", "agent"] = Field(
+        default="auto", alias="MAILBOX_INJECTION"
+    )
     # Reconnect and re-inject backoff: from this, doubling, up to the maximum.
     retry_initial_seconds: float = Field(default=1.0, gt=0, alias="MAILBOX_RETRY_INITIAL_SECONDS")
     retry_max_seconds: float = Field(default=30.0, gt=0, alias="MAILBOX_RETRY_MAX_SECONDS")
@@ -87,6 +94,12 @@ class BridgeSettings(BaseSettings):
     def session_agent_id(self) -> str:
         """The agent id inside the session key (`agent:<id>:...`)."""
         return self.session_key("x").split(":")[1]
+
+    @property
+    def injection_path(self) -> str:
+        if self.injection != "auto":
+            return self.injection
+        return "sessions_send" if self.session_agent_id == "main" else "agent"
 
     @property
     def push_mode(self) -> bool:

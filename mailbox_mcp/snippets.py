@@ -46,6 +46,53 @@ def openclaw_config(settings: BridgeSettings, *, include_key: bool = False) -> d
     }
 
 
+# What the dedicated peer agent may use: the mailbox tools, nothing that reaches the
+# owner's machine, files, other sessions, automation, messaging, nodes or UI. An allow
+# list, since a deny list alone still offered file_write and web_fetch (OPENCLAW.md).
+PEER_AGENT_DENY = [
+    "group:runtime",
+    "group:fs",
+    "group:sessions",
+    "group:automation",
+    "group:messaging",
+    "group:nodes",
+    "group:ui",
+]
+MAIN_WORKSPACE_PLACEHOLDER = "<the main agent's existing workspace folder>"
+
+
+def openclaw_dedicated_config(
+    settings: BridgeSettings,
+    *,
+    include_key: bool = False,
+    agent_id: str = "mailbox",
+    workspace: str | None = None,
+    main_workspace: str | None = None,
+) -> dict[str, Any]:
+    """The safe setup: peer sessions belong to a fenced-off agent that has only the
+    mailbox tools; messages enter through the gateway's `agent` method, so no
+    `gateway.tools.allow` is needed at all."""
+    env = _env(settings, include_key)
+    env["OPENCLAW_GATEWAY_URL"] = settings.gateway_url or "http://127.0.0.1:18789"
+    token = settings.gateway_token.get_secret_value() if settings.gateway_token else None
+    env["OPENCLAW_GATEWAY_TOKEN"] = token if (include_key and token) else TOKEN_PLACEHOLDER
+    env["OPENCLAW_AGENT_ID"] = agent_id
+    return {
+        "mcp": {"servers": {"mailbox": {**_command(settings), "env": env}}},
+        "agents": {
+            "entries": {
+                # Listing agents makes unlisted ones unknown: main stays, in its own workspace.
+                "main": {"workspace": main_workspace or MAIN_WORKSPACE_PLACEHOLDER},
+                agent_id: {
+                    "workspace": workspace or str(settings.state_dir / "openclaw-workspace"),
+                    "tools": {"allow": ["mailbox__*"], "deny": PEER_AGENT_DENY},
+                },
+            }
+        },
+        "gateway": {"bind": "loopback"},
+    }
+
+
 def claude_config(settings: BridgeSettings, *, include_key: bool = False) -> dict[str, Any]:
     entry = {**_command(settings), "env": _env(settings, include_key)}
     entry.pop("cwd")  # Claude Desktop's format has no cwd; -P alone keeps it off sys.path

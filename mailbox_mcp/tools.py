@@ -168,6 +168,9 @@ class StatusResult(BaseModel):
     last_error: str | None
     fix: str | None
     gateway_url: str | None
+    injection: str | None = Field(
+        description="How messages enter OpenClaw: sessions_send (HTTP) or agent (gateway WebSocket)"
+    )
 
 
 # --- wrapping -----------------------------------------------------------------
@@ -548,4 +551,5 @@ async def status(bridge: Bridge) -> StatusResult:
         last_error=error,
         fix=fix,
         gateway_url=settings.gateway_url,
+        injection=settings.injection_path if settings.push_mode else None,
     )

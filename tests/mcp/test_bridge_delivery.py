@@ -181,3 +181,27 @@ async def test_a_bad_key_stops_the_listener_and_says_so(
     async with bridge(bridge_env(mailbox, ghost, tmp_path, gateway)) as client:
         status = await status_until(client, lambda s: s["last_error"] is not None)
     assert "API key" in status["last_error"] or "api key" in status["last_error"].lower()
+
+
+async def test_a_dedicated_peer_agent_is_injected_through_the_agent_method(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    """A fenced-off agent may not use session tools, so HTTP sessions_send is refused for it
+    (OpenClaw applies the caller's policy): the bridge uses the gateway's `agent` method."""
+    me, peer = peers
+    gateway.allowed_tools = set()  # not even sessions_send: the agent path must not need it
+    env = bridge_env(mailbox, me, tmp_path, gateway, OPENCLAW_AGENT_ID="mailbox")
+    async with bridge(env) as client:
+        sent = await send(peer, me, "msg-fenced")
+        [injection] = await gateway.await_injections(1, timeout=15)
+        status = await status_until(client, lambda s: s["delivered"] == 1)
+    key = f"agent:mailbox:dm:mailbox-{peer.name}"
+    assert injection.via == "agent" and injection.key == key
+    assert injection.idempotency_key == sent["message_id"]
+    assert injection.input_provenance == {
+        "kind": "inter_session",
+        "sourceSessionKey": key,
+        "sourceTool": "sessions_send",
+    }
+    assert status["injection"] == "agent"
+    assert gateway.invoke_bodies == []  # nothing went through HTTP /tools/invoke

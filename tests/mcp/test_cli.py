@@ -524,3 +524,23 @@ def test_config_openclaw_has_the_same_structure_as_the_example(tmp_path: Path) -
     assert set(made["env"]) == set(shown["env"])
     assert made["env"]["OPENCLAW_GATEWAY_TOKEN"] == shown["env"]["OPENCLAW_GATEWAY_TOKEN"]
     assert generated["gateway"]["tools"] == example["gateway"]["tools"]
+
+
+def test_config_openclaw_dedicated_fences_the_peer_agent(alice: Owner, tmp_path: Path) -> None:
+    result = alice.run(
+        "config", "openclaw", "--dedicated", "--main-workspace", str(tmp_path / "main")
+    )
+    assert result.returncode == 0, output(result)
+    config = json.loads(result.stdout)
+    entries = config["agents"]["entries"]
+    assert entries["main"] == {"workspace": str(tmp_path / "main")}
+    peer_agent = entries["mailbox"]
+    assert peer_agent["tools"]["allow"] == ["mailbox__*"]
+    for group in ("group:runtime", "group:fs", "group:sessions", "group:messaging"):
+        assert group in peer_agent["tools"]["deny"]
+    assert peer_agent["workspace"] != entries["main"]["workspace"]
+    env = config["mcp"]["servers"]["mailbox"]["env"]
+    assert env["OPENCLAW_AGENT_ID"] == "mailbox"
+    assert "tools" not in config["gateway"]  # the `agent` method needs no tools.allow
+    assert BridgeSettings(**env).injection_path == "agent"
+    assert alice.key not in result.stdout
