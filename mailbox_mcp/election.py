@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-TAKEOVER_POLL_SECONDS = 1.0
+TAKEOVER_POLL_SECONDS = 0.5
 
 
 class ListenerLock:

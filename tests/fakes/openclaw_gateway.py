@@ -13,7 +13,12 @@ It keeps the facts that matter for the bridge: ``sessions_send`` does not
 create a named session (only ``agent:<id>:main`` exists on demand), a tool
 failure still answers HTTP 200 with ``details.status == "error"``, a
 non-zero timeout with caller == target is refused, and a tool that is not
-allowed answers 404 ``Tool not available``.
+allowed answers 404 ``Tool not available``. Answer shapes (``result.details``
+of ``sessions_send``, ``sessions_history`` and ``sessions_list``, HTTP error
+bodies, the ``sessions.create`` payload) follow what openclaw 2026.9.6 answers
+on loopback, as seen by the real-gateway tier in ``tests/openclaw``; the
+gateway's own follow-ups of a failed model run (a "delivery failed" input in
+the caller's session) are not imitated.
 
 Knobs for fault injection (all safe to call from the test's thread):
 
@@ -97,6 +102,7 @@ class _Session:
     label: str | None
     created_at: float
     inputs: list[Injection] = field(default_factory=list)
+    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass
@@ -379,16 +385,21 @@ class FakeGateway:
                 headers["Retry-After"] = str(int(fault.retry_after))
             return _http_error(fault.status, "unavailable", "simulated failure", headers)
         if request.headers.get("authorization") != f"Bearer {self.token}":
-            return _http_error(401, "unauthorized", "Unauthorized")
+            return JSONResponse(
+                {"error": {"message": "Unauthorized", "type": "unauthorized"}}, status_code=401
+            )
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return _http_error(400, "invalid_request", "body is not JSON")
+            return JSONResponse(
+                {"error": {"message": "body is not JSON", "type": "invalid_request_error"}},
+                status_code=400,
+            )
         with self._cond:
             self._invoke_bodies.append(body)
             self._cond.notify_all()
         if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
-            return _http_error(400, "invalid_request", "tool is required")
+            return _http_error(400, "invalid_request", "tools.invoke requires name")
         tool = body["tool"]
         if tool not in self.allowed_tools:
             return _http_error(404, "not_found", f"Tool not available: {tool}")
@@ -396,6 +407,10 @@ class FakeGateway:
         caller = body.get("sessionKey") or "agent:main:main"
         if not isinstance(args, dict) or not isinstance(caller, str):
             return _http_error(400, "invalid_request", "args must be an object")
+        if tool == "sessions_send" and not (
+            isinstance(args.get("message"), str) and args["message"].strip()
+        ):
+            return _http_error(400, "tool_error", "message required")
         if tool == "sessions_send":
             details = self._sessions_send(args, caller)
         elif tool == "sessions_history":
@@ -409,19 +424,40 @@ class FakeGateway:
     def _sessions_send(self, args: dict[str, Any], caller: str) -> dict[str, Any]:
         key, message = args.get("sessionKey"), args.get("message")
         timeout = args.get("timeoutSeconds", 30)
-        if not isinstance(message, str) or not message.strip():
-            return {"status": "error", "error": "message required"}
+        run_id = str(uuid.uuid4())
+        assert isinstance(message, str)  # checked by _invoke (HTTP 400)
         if not isinstance(key, str) or not key:
-            return {"status": "error", "error": "sessionKey or label required"}
+            return {
+                "runId": run_id,
+                "status": "error",
+                "error": "Either sessionKey or label is required",
+            }
         fault = self._take("_send_faults")
         if fault is not None:
-            return {"status": fault.detail_status, "error": fault.error, "sessionKey": key}
+            return {
+                "runId": run_id,
+                "status": fault.detail_status,
+                "error": fault.error,
+                "sessionKey": key,
+            }
         with self._cond:
             exists = self._session_exists(key)
         if not exists:
-            return {"status": "error", "error": f"No session found: {key}"}
+            return {
+                "runId": run_id,
+                "status": "error",
+                "error": f"No session found: {key}",
+                "sessionKey": key,
+            }
         if timeout != 0 and caller == key:
-            return {"status": "error", "error": "sessions_send cannot target the calling session"}
+            return {
+                "runId": run_id,
+                "status": "error",
+                "error": (
+                    "sessions_send cannot target the calling session; use your own reply instead"
+                ),
+                "sessionKey": key,
+            }
         self._record(
             Injection(
                 key=key,
@@ -432,7 +468,13 @@ class FakeGateway:
                 timeout_seconds=timeout,
             )
         )
-        return {"status": "accepted", "runId": str(uuid.uuid4()), "sessionKey": key}
+        return {
+            "runId": run_id,
+            "status": "accepted",
+            "sessionKey": key,
+            "targetDisposition": "queued",
+            "delivery": {"status": "pending", "mode": "announce"},
+        }
 
     def _sessions_history(self, args: dict[str, Any]) -> dict[str, Any]:
         key = args.get("sessionKey")
@@ -442,36 +484,43 @@ class FakeGateway:
             if session is None:
                 return {"status": "error", "error": f"No session found: {key}"}
             inputs = session.inputs[-limit:] if isinstance(limit, int) and limit > 0 else []
+            total = len(session.inputs)
+            # the real gateway's tool view shows every pending input as role "user" and
+            # drops its provenance; with no model key its run fails at once
             items = [
                 {
-                    "runId": str(uuid.uuid4()),
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{key}:{n}")),
                     "state": "interrupted",
-                    "message": {
-                        "role": "assistant",
-                        "content": i.message.strip(),
-                        "provenance": {
-                            "kind": "inter_session",
-                            "sourceSessionKey": i.caller,
-                            "sourceTool": "sessions_send",
-                        },
-                    },
+                    "acceptedAt": int(i.ts * 1000),
+                    "message": {"role": "user", "content": i.message.strip()},
                 }
-                for i in inputs
+                for n, i in enumerate(inputs, start=total - len(inputs))
             ]
         return {
-            "status": "ok",
             "sessionKey": key,
             "messages": [],
-            "pendingInputs": {"count": len(items), "items": items},
+            "truncated": False,
+            "droppedMessages": False,
+            "contentTruncated": False,
+            "contentRedacted": False,
+            "bytes": len(json.dumps(items)),
+            "pendingInputs": {"items": items, "total": total},
         }
 
     def _sessions_list(self) -> dict[str, Any]:
         with self._cond:
             sessions = [
-                {"key": s.key, "agentId": s.agent_id, "label": s.label}
+                {
+                    "key": s.key,
+                    "sessionId": s.session_id,
+                    "agentId": s.agent_id,
+                    "kind": "main" if _MAIN_KEY.match(s.key) else "other",
+                    "label": s.label,
+                    "displayName": s.label or s.key,
+                }
                 for s in self._sessions.values()
             ]
-        return {"status": "ok", "count": len(sessions), "sessions": sessions}
+        return {"count": len(sessions), "sessions": sessions, "hasMore": False, "limitApplied": 100}
 
     # -- internals: WebSocket ------------------------------------------------
 
@@ -554,9 +603,18 @@ class FakeGateway:
                 return None, ("INVALID_REQUEST", "invalid session key")
             if self.known_agent_ids is not None and agent_id not in self.known_agent_ids:
                 return None, ("INVALID_REQUEST", f'Unknown agent id "{agent_id}"')
-            if key not in self._sessions:
-                self._sessions[key] = _Session(key, agent_id, label, time.time())
-        return {"ok": True, "key": key, "agentId": agent_id, "label": label}, None
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = _Session(key, agent_id, label, time.time())
+        entry = {
+            "sessionId": session.session_id,
+            "label": session.label,
+            "createdVia": "operator",
+            "createdAt": int(session.created_at * 1000),
+            "parentSessionKey": f"agent:{agent_id}:main",
+        }
+        payload = {"ok": True, "key": key, "sessionId": session.session_id, "entry": entry}
+        return {**payload, "runStarted": False}, None
 
     def _agent(
         self, params: dict[str, Any]

@@ -1,0 +1,109 @@
+"""The OpenClaw tier: a real OpenClaw gateway and the real bridge, on loopback.
+
+Opt-in: it runs when ``MAILBOX_OPENCLAW_TESTS=1``, or when ``CI`` is set
+(``MAILBOX_OPENCLAW_TESTS=0`` turns it off even then). Once enabled, a missing
+install is made by ``scripts/install-openclaw.sh`` and a failure to install or
+to start the gateway fails the tests: it never turns into a skip.
+
+One gateway serves the whole test session (it needs about 1 GB and 15-25 s to
+start); each test uses fresh agents, so fresh per-peer sessions, and gets the
+gateway back running with the default ``gateway.tools.allow``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Agent, connect_agents, register
+from tests.openclaw.gateway import (
+    DEFAULT_ALLOWED_TOOLS,
+    GatewayHarnessError,
+    OpenClawInstall,
+    RealGateway,
+)
+from tests.servers import ServerThread, server_settings, sqlite_url
+
+ENABLE_VARIABLE = "MAILBOX_OPENCLAW_TESTS"
+
+
+def tier_enabled() -> bool:
+    flag = os.environ.get(ENABLE_VARIABLE, "").strip().lower()
+    if flag:
+        return flag not in ("0", "false", "no", "off")
+    return bool(os.environ.get("CI"))
+
+
+requires_openclaw = pytest.mark.skipif(
+    not tier_enabled(),
+    reason=f"OpenClaw tier is opt-in: set {ENABLE_VARIABLE}=1 "
+    "(installs Node 24 + openclaw into ~/.cache/agent-mailbox/openclaw, ~1 GB of RAM)",
+)
+
+
+@pytest.fixture(scope="session")
+def openclaw_install() -> OpenClawInstall:
+    """The pinned install; made now if missing. Fails (never skips) when it cannot be."""
+    try:
+        return OpenClawInstall.ensure()
+    except GatewayHarnessError as exc:
+        failure = str(exc)
+    pytest.fail(f"the OpenClaw tier is enabled but cannot be installed:\n{failure}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def real_gateway(
+    openclaw_install: OpenClawInstall, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealGateway]:
+    gateway = RealGateway(openclaw_install, tmp_path_factory.mktemp("openclaw"))
+    failure = None
+    try:
+        gateway.start()
+    except GatewayHarnessError as exc:
+        failure = str(exc)
+    if failure is not None:
+        gateway.close()
+        pytest.fail(f"the OpenClaw gateway did not start:\n{failure}", pytrace=False)
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture
+def gateway(real_gateway: RealGateway) -> Iterator[RealGateway]:
+    """The session's gateway, running and with the default tools allowed."""
+    if not real_gateway.running:
+        real_gateway.start()
+    if real_gateway.allowed_tools != DEFAULT_ALLOWED_TOOLS:
+        real_gateway.set_allowed_tools(DEFAULT_ALLOWED_TOOLS)
+    yield real_gateway
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[ServerThread]:
+    with ServerThread(server_settings(sqlite_url(tmp_path))) as running:
+        yield running
+
+
+@pytest.fixture
+def me(mailbox: ServerThread) -> Agent:
+    """The agent whose bridge injects into OpenClaw."""
+    return register(mailbox.url, "me")
+
+
+def peer_of(mailbox: ServerThread, me: Agent, prefix: str) -> Agent:
+    """A new agent connected with ``me``."""
+    peer = register(mailbox.url, prefix)
+    connect_agents(me, peer)
+    return peer
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    gateway = getattr(item, "funcargs", {}).get("gateway")
+    if report.failed and isinstance(gateway, RealGateway):
+        report.sections.append(("OpenClaw gateway log", gateway.log_tail(20_000)))
+    return report

@@ -1,0 +1,66 @@
+"""The entry ``mailbox-mcp config openclaw`` prints is one OpenClaw itself accepts.
+
+Checked with OpenClaw's own validation (``openclaw config patch --dry-run``),
+which knows the schema of ``openclaw.json``: a key it does not know, such as
+``workingDirectory`` instead of ``cwd``, is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.openclaw.conftest import requires_openclaw
+from tests.openclaw.gateway import RealGateway
+
+pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(420)]
+
+
+def printed_entry(tmp_path: Path, gateway: RealGateway) -> dict[str, Any]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MAILBOX_", "OPENCLAW_"))}
+    env = {
+        **base,
+        "MAILBOX_SERVER_URL": "http://127.0.0.1:8000",
+        "MAILBOX_STATE_DIR": str(tmp_path / "state"),
+        "OPENCLAW_GATEWAY_URL": gateway.url,
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mailbox-mcp"), "config", "openclaw"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def dry_run(gateway: RealGateway, patch: dict[str, Any]) -> dict[str, Any]:
+    output = gateway.cli(
+        "config", "patch", "--stdin", "--dry-run", "--json", stdin=json.dumps(patch), check=False
+    )
+    return json.loads(output[output.index("{") :])
+
+
+def test_the_printed_openclaw_entry_passes_openclaws_own_config_validation(
+    gateway: RealGateway, tmp_path: Path
+) -> None:
+    entry = printed_entry(tmp_path, gateway)
+    server = entry["mcp"]["servers"]["mailbox"]
+    assert server["env"]["OPENCLAW_GATEWAY_URL"] == gateway.url
+    assert "sessions_send" in entry["gateway"]["tools"]["allow"]
+
+    result = dry_run(gateway, entry)
+    assert result["ok"] is True, result
+
+    # the check can fail: the schema refuses what OpenClaw does not know
+    server["workingDirectory"] = server.pop("cwd", "/tmp")
+    refused = dry_run(gateway, entry)
+    assert refused["ok"] is False
+    assert "workingDirectory" in json.dumps(refused["errors"])
