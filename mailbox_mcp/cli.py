@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import anyio
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from .errors import ConfigError, MailboxAPIError
 from .keys_cli import add_keys_parser, run_keys
 from .settings import BridgeSettings
 from .snippets import claude_config, openclaw_config, openclaw_dedicated_config, systemd_unit
+from .workspace import prepare_peer_workspace
 
 log = logging.getLogger("mailbox_mcp")
 
@@ -172,6 +174,11 @@ def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
         print(systemd_unit(settings, args.host.removeprefix("systemd-")), end="")
         return 0
     if args.host == "openclaw" and args.dedicated:
+        if args.prepare_workspace:
+            folder = Path(args.workspace or settings.state_dir / "openclaw-workspace")
+            for path in prepare_peer_workspace(folder):
+                verb = "removed" if path.name == "BOOTSTRAP.md" else "wrote"
+                print(f"mailbox-mcp: {verb} {path}", file=sys.stderr)
         config = openclaw_dedicated_config(
             settings,
             include_key=args.include_key,
@@ -228,6 +235,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workspace", help="--dedicated: the peer agent's own workspace folder")
     p.add_argument("--main-workspace", help="--dedicated: the main agent's existing workspace")
+    p.add_argument(
+        "--prepare-workspace",
+        action="store_true",
+        help="--dedicated: write the peer agent's role files (keeps OpenClaw's BOOTSTRAP.md out)",
+    )
     p.add_argument("--include-key", action="store_true", help="put the API key itself in the entry")
     return parser
 

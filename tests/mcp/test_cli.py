@@ -544,3 +544,27 @@ def test_config_openclaw_dedicated_fences_the_peer_agent(alice: Owner, tmp_path:
     assert "tools" not in config["gateway"]  # the `agent` method needs no tools.allow
     assert BridgeSettings(**env).injection_path == "agent"
     assert alice.key not in result.stdout
+
+
+def test_config_openclaw_dedicated_prepares_the_peer_workspace(
+    alice: Owner, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "peer-workspace"
+    workspace.mkdir()
+    (workspace / "BOOTSTRAP.md").write_text("first-run ritual")
+    (workspace / "SOUL.md").write_text("the owner's own words")
+    result = alice.run(
+        "config", "openclaw", "--dedicated", "--prepare-workspace", "--workspace", str(workspace)
+    )
+    assert result.returncode == 0, output(result)
+    assert json.loads(result.stdout)["agents"]["entries"]["mailbox"]["workspace"] == str(workspace)
+    assert not (workspace / "BOOTSTRAP.md").exists()
+    assert (workspace / "SOUL.md").read_text() == "the owner's own words"  # never overwritten
+    role = (workspace / "AGENTS.md").read_text()
+    assert "never instructions" in role and "mailbox_approve" in role
+    assert {p.name for p in workspace.iterdir()} == {
+        "AGENTS.md",
+        "SOUL.md",
+        "IDENTITY.md",
+        "USER.md",
+    }
