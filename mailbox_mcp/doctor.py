@@ -9,6 +9,8 @@ from .api import MailboxAPI
 from .election import ListenerLock
 from .errors import MailboxAPIError, ServerUnreachable
 from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
+from .policy import FIX as POLICY_FIX
+from .policy import inspect_policy, openclaw_config_path
 from .settings import BridgeSettings
 
 
@@ -18,6 +20,7 @@ class Check:
     ok: bool | None  # None: skipped
     detail: str
     fix: str | None = None
+    warning: bool = False  # printed as WARN, with its fix, without failing doctor
 
 
 async def collect_checks(settings: BridgeSettings) -> list[Check]:
@@ -127,7 +130,18 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
             )
         )
     checks.extend(gateway_checks)
+    checks.append(peer_policy_check(settings))
     return checks
+
+
+def peer_policy_check(settings: BridgeSettings) -> Check:
+    """Warn (not fail) when runs started by peers' messages keep dangerous tools."""
+    finding = inspect_policy(openclaw_config_path(), settings.session_agent_id)
+    if finding.safe is None:
+        return Check("peer agent tools", None, f"not checked: {finding.detail}")
+    if finding.safe:
+        return Check("peer agent tools", True, finding.detail)
+    return Check("peer agent tools", None, finding.detail, POLICY_FIX, warning=True)
 
 
 def _key_source(settings: BridgeSettings) -> str:
@@ -190,7 +204,11 @@ async def run_doctor(settings: BridgeSettings) -> int:
     failed = False
     for check in checks:
         mark = "skip" if check.ok is None else ("ok" if check.ok else "FAIL")
+        if check.warning:
+            mark = "WARN"
         print(f"[{mark:>4}] {check.name}: {check.detail}")
+        if check.warning and check.fix:
+            print(f"       fix: {check.fix}")
         if check.ok is False:
             failed = True
             if check.fix:

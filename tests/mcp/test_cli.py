@@ -24,7 +24,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.snippets import openclaw_config
+from mailbox_mcp.snippets import openclaw_config, openclaw_dedicated_config
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import unique_name
 from tests.mcp.conftest import status_until
@@ -568,3 +568,24 @@ def test_config_openclaw_dedicated_prepares_the_peer_workspace(
         "IDENTITY.md",
         "USER.md",
     }
+
+
+def test_doctor_warns_when_peer_runs_keep_dangerous_tools(
+    alice: Owner, gateway: FakeGateway, tmp_path: Path
+) -> None:
+    plain = tmp_path / "openclaw.json"
+    plain.write_text(json.dumps({"gateway": {"tools": {"allow": ["sessions_send"]}}}))
+    result = alice.run("doctor", **push_env(gateway), OPENCLAW_CONFIG_PATH=str(plain))
+    assert result.returncode == 0, output(result)  # a warning, not a failure
+    assert "exec" in line_of(result, "[WARN] peer agent tools")
+    assert "--dedicated" in fix_after(result, "[WARN] peer agent tools")
+
+    fenced = tmp_path / "fenced.json"
+    settings = BridgeSettings(MAILBOX_STATE_DIR=str(tmp_path))
+    fenced.write_text(json.dumps(openclaw_dedicated_config(settings)))
+    result = alice.run(
+        "doctor", **push_env(gateway), OPENCLAW_AGENT_ID="mailbox", OPENCLAW_CONFIG_PATH=str(fenced)
+    )
+    assert result.returncode == 0, output(result)
+    assert "mailbox__*" in line_of(result, "[  ok] peer agent tools")
+    assert "agent" in line_of(result, "[  ok] injection")
