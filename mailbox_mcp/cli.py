@@ -42,12 +42,17 @@ def load_settings() -> BridgeSettings:
         raise SystemExit("mailbox-mcp: the settings are not valid:\n" + "\n".join(lines)) from None
 
 
-def run_stdio() -> int:
+def _log_to_stderr() -> None:
+    # stdout carries MCP (stdio) or nothing; logs always go to stderr.
     logging.basicConfig(
         level=os.environ.get("MAILBOX_LOG_LEVEL", "INFO").upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def run_stdio() -> int:
+    _log_to_stderr()
     settings = load_settings()
     from .app import build_server
 
@@ -148,11 +153,7 @@ async def _doctor(settings: BridgeSettings, _args: argparse.Namespace) -> int:
 
 
 def _run_service(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=os.environ.get("MAILBOX_LOG_LEVEL", "INFO").upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _log_to_stderr()
     settings = load_settings()
     from .serve import run_listen, run_serve
 

@@ -70,17 +70,16 @@ class Database:
             yield conn
 
     @contextlib.asynccontextmanager
-    async def sqlite_writer(self) -> AsyncIterator[sqlite3.Connection | None]:
+    async def sqlite_writer(self) -> AsyncIterator[sqlite3.Connection]:
         """SQLite's message writer: a plain sqlite3 connection used on the event loop.
 
         A send's insert and commit take tens of microseconds in WAL mode, less than
         the thread hand-offs of an async driver, so the hottest write runs inline,
-        under the same single-writer lock as every other write. None when the
-        database is not a SQLite file.
+        under the same single-writer lock as every other write.
         """
-        assert self._write_lock is not None
+        assert self._write_lock is not None and self._sqlite_path is not None
         async with self._write_lock:
-            if self._sqlite_writer is None and self._sqlite_path is not None:
+            if self._sqlite_writer is None:
                 writer = sqlite3.connect(
                     self._sqlite_path, isolation_level=None, check_same_thread=False
                 )

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/").endswith(":")):
+            # Every connection would see its own empty database: messages would vanish.
+            raise ValueError(
+                "DATABASE_URL must name a SQLite file, e.g. sqlite+aiosqlite:///./mailbox.db"
+            )
         return url
 
     @property

@@ -4,8 +4,8 @@ PostgreSQL does it in ONE statement in autocommit (one round trip, one
 commit): a CTE bumps the recipient's counter, whose row lock also orders
 concurrent sends to that recipient, and inserts the message, plus the new
 session and the idempotency record when there are any. SQLite cannot put
-writes in a CTE; there the same rows are written in one short transaction
-under the single-writer lock.
+writes in a CTE; there the same rows are written in one short transaction on
+a plain sqlite3 connection, under the single-writer lock.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from sqlalchemy import insert, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from ..db import Database
-from ..models import agents, idempotency_keys, messages, sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +116,7 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLit
 
 async def _store_sqlite(db: Database, row: NewMessage) -> int:
     async with db.sqlite_writer() as writer:
-        if writer is not None:
-            return _store_sqlite_inline(writer, row)
-    return await _store_sqlite_async(db, row)
+        return _store_sqlite_inline(writer, row)
 
 
 def _store_sqlite_inline(writer: sqlite3.Connection, row: NewMessage) -> int:
@@ -173,51 +169,4 @@ def _store_sqlite_inline(writer: sqlite3.Connection, row: NewMessage) -> int:
     except BaseException:
         writer.execute("ROLLBACK")
         raise
-    return int(seq)
-
-
-async def _store_sqlite_async(db: Database, row: NewMessage) -> int:
-    async with db.write() as conn:
-        if row.new_session_subject is not None:
-            await conn.execute(
-                insert(sessions).values(
-                    id=row.session_id,
-                    subject_encrypted=row.new_session_subject,
-                    agent_low_id=row.session_low_id,
-                    agent_high_id=row.session_high_id,
-                    created_at=row.created_at,
-                )
-            )
-        seq = (
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == row.recipient_id)
-                .values(last_seq=agents.c.last_seq + 1)
-                .returning(agents.c.last_seq)
-            )
-        ).scalar_one()
-        await conn.execute(
-            insert(messages).values(
-                id=row.message_id,
-                to_agent_id=row.recipient_id,
-                seq=seq,
-                from_agent_id=row.sender_id,
-                session_id=row.session_id,
-                content_encrypted=row.content_encrypted,
-                correlation_id=row.correlation_id,
-                encrypted=row.encrypted,
-                encryption=row.encryption,
-                created_at=row.created_at,
-            )
-        )
-        if row.idempotency_key is not None:
-            await conn.execute(
-                insert(idempotency_keys).values(
-                    sender_id=row.sender_id,
-                    key=row.idempotency_key,
-                    body_hash=row.body_hash,
-                    message_id=row.message_id,
-                    created_at=row.created_at,
-                )
-            )
     return int(seq)
