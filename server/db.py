@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -25,6 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -56,8 +61,10 @@ class Database:
             )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sqlite_path = settings.sqlite_path
+        self._database_url = settings.database_url
+        self._hot_pool: asyncpg.Pool | None = None
+        self._hot_pool_lock = asyncio.Lock()
         self._sqlite_writer: sqlite3.Connection | None = None
-        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -88,10 +95,25 @@ class Database:
             yield self._sqlite_writer
 
     @contextlib.asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection where each statement commits by itself (PostgreSQL's one-statement path)."""
-        async with self._autocommit_engine.connect() as conn:
-            yield conn
+    async def hot_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A raw asyncpg connection for the send statement (PostgreSQL only).
+
+        Its own small pool, without SQLAlchemy's per-checkout work and without
+        asyncpg's reset query on release (one more round trip per message): the
+        statements run here are single autocommit statements that leave no
+        session state behind.
+        """
+        if self._hot_pool is None:
+            async with self._hot_pool_lock:
+                if self._hot_pool is None:
+                    self._hot_pool = await asyncpg.create_pool(
+                        self._database_url.replace("postgresql+asyncpg://", "postgresql://", 1),
+                        min_size=1,
+                        max_size=10,
+                        reset=_no_reset,
+                    )
+        async with self._hot_pool.acquire() as connection:
+            yield connection
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -107,6 +129,9 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self._hot_pool is not None:
+            await self._hot_pool.close()
+            self._hot_pool = None
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
             self._sqlite_writer = None

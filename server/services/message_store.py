@@ -100,9 +100,8 @@ async def store(db: Database, row: NewMessage) -> int:
     if idempotent:
         args += [row.idempotency_key, row.body_hash]
     # The hottest statement goes straight to asyncpg (its prepared-statement cache),
-    # skipping SQLAlchemy's per-execute work; the connection still comes from the pool.
-    async with db.autocommit() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
+    # skipping SQLAlchemy's per-checkout and per-execute work.
+    async with db.hot_connection() as raw:
         try:
             return await raw.fetchval(_POSTGRES[(new_session, idempotent)], *args)
         except asyncpg.UniqueViolationError as exc:
