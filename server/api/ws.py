@@ -136,6 +136,7 @@ async def _send_backlog(
 
 
 async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
+    acked = -1  # the watermark this connection already wrote: repeats cost no write
     while True:
         raw = await websocket.receive_text()
         try:
@@ -149,11 +150,14 @@ async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
             if not isinstance(up_to, int) or isinstance(up_to, bool) or up_to < 0:
                 await _send_error(websocket, "ack needs a non-negative integer up_to_seq")
                 continue
-            await message_service.ack_up_to(svc, agent, up_to)
+            if up_to > acked:
+                acked = await message_service.ack_up_to(svc, agent, up_to)
         elif kind == "ping":
             await websocket.send_text('{"type":"pong"}')
         else:
-            await _send_error(websocket, f"unknown frame type {kind!r}; expected ack or ping")
+            await _send_error(
+                websocket, f"unknown frame type {str(kind)[:40]!r}; expected ack or ping"
+            )
 
 
 async def _send_error(websocket: WebSocket, message: str) -> None:
