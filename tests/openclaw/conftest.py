@@ -59,6 +59,7 @@ def real_gateway(
     openclaw_install: OpenClawInstall, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RealGateway]:
     gateway = RealGateway(openclaw_install, tmp_path_factory.mktemp("openclaw"))
+    _SESSION_GATEWAYS.append(gateway)
     failure = None
     try:
         gateway.start()
@@ -69,6 +70,19 @@ def real_gateway(
         pytest.fail(f"the OpenClaw gateway did not start:\n{failure}", pytrace=False)
     yield gateway
     gateway.close()
+
+
+_SESSION_GATEWAYS: list[RealGateway] = []
+
+
+def pause_session_gateway() -> None:
+    """Stop the session's shared gateway, if one runs, to keep one gateway on the machine.
+
+    A test module with a gateway of its own calls this; the ``gateway`` fixture starts
+    the shared one again when a later test needs it.
+    """
+    for shared in _SESSION_GATEWAYS:
+        shared.stop()
 
 
 @pytest.fixture
@@ -103,7 +117,9 @@ def peer_of(mailbox: ServerThread, me: Agent, prefix: str) -> Agent:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
-    gateway = getattr(item, "funcargs", {}).get("gateway")
-    if report.failed and isinstance(gateway, RealGateway):
-        report.sections.append(("OpenClaw gateway log", gateway.log_tail(20_000)))
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, RealGateway):
+                report.sections.append(("OpenClaw gateway log", value.log_tail(20_000)))
+                break
     return report

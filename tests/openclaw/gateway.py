@@ -497,6 +497,55 @@ class RealGateway:
         history.inputs = pending
         return history
 
+    def rpc(self, method: str, params: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        """One gateway WebSocket request (after ``connect`` as an operator); its payload.
+
+        Raises ``GatewayHarnessError`` when the gateway answers ``ok: false``.
+        """
+        from websockets.sync.client import connect
+
+        def call(ws: Any, req_id: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            ws.send(json.dumps({"type": "req", "id": req_id, "method": method, "params": params}))
+            while True:
+                frame = json.loads(ws.recv(timeout))
+                if frame.get("type") == "res" and frame.get("id") == req_id:
+                    if not frame.get("ok"):
+                        raise GatewayHarnessError(f"{method} failed: {frame.get('error')}")
+                    return frame.get("payload") or {}
+
+        with connect(f"ws://127.0.0.1:{self.port}/", open_timeout=timeout, max_size=2**24) as ws:
+            while json.loads(ws.recv(timeout)).get("event") != "connect.challenge":
+                pass
+            connect_params = {
+                "minProtocol": 4,
+                "maxProtocol": 4,
+                "client": {
+                    "id": "gateway-client",
+                    "version": "test",
+                    "platform": "linux",
+                    "mode": "backend",
+                },
+                "role": "operator",
+                "scopes": ["operator.read", "operator.write"],
+                "caps": [],
+                "commands": [],
+                "permissions": {},
+                "auth": {"token": self.token},
+            }
+            call(ws, "1", "connect", connect_params)
+            return call(ws, "2", method, params)
+
+    def effective_tools(self, session_key: str) -> set[str]:
+        """Tool ids ``tools.effective`` shows for an existing session (no MCP tools until
+        that session's MCP servers are connected)."""
+        payload = self.rpc("tools.effective", {"sessionKey": session_key})
+        return {
+            tool["id"]
+            for group in payload.get("groups") or []
+            for tool in group.get("tools") or []
+            if isinstance(tool, dict) and "id" in tool
+        }
+
     def sessions(self) -> list[str]:
         """Keys of every session ``sessions_list`` shows."""
         keys: list[str] = []

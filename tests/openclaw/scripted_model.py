@@ -1,0 +1,317 @@
+"""A scripted OpenAI-compatible model on loopback, for runs in a real gateway that finish.
+
+OpenClaw asks ``POST /v1/chat/completions`` with ``"stream": true``; this
+server answers SSE chunks in OpenAI's format. What it answers is up to the
+test: ``script`` is a callable that gets the ``ModelRequest`` and returns a
+``Text`` or a ``ToolCall`` (default: a short text). Every request is recorded
+with its messages, the names of the tools offered and the session it ran in
+(the ``Runtime: ... session=<key>`` line OpenClaw puts in its prompt).
+
+Usage::
+
+    with ScriptedModel() as model:
+        gateway.cli("config", "patch", "--stdin", stdin=json.dumps(model.openclaw_config()))
+        model.script = lambda request: ToolCall("exec", {"command": "id"})
+        model.requests_in("agent:main:main")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+__all__ = ["MODEL_REF", "ModelRequest", "ScriptedModel", "Text", "ToolCall"]
+
+MODEL_ID = "scripted-1"
+MODEL_REF = f"fake/{MODEL_ID}"
+_SESSION = re.compile(r"^Runtime:.*\bsession=(\S+)", re.MULTILINE)
+_STARTUP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+Reply = Text | ToolCall
+
+
+@dataclass
+class ModelRequest:
+    """One ``/v1/chat/completions`` request as OpenClaw sent it."""
+
+    body: dict[str, Any]
+    session: str | None
+    reply: Reply | None = None
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.body.get("messages") or []
+
+    @property
+    def tools(self) -> list[str]:
+        """Names of the tools offered to the model."""
+        return [
+            t.get("function", {}).get("name", "")
+            for t in self.body.get("tools") or []
+            if isinstance(t, dict)
+        ]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.messages[-1] if self.messages else {}
+
+    @property
+    def after_tool(self) -> bool:
+        """Is this the turn after a tool result (the model should now answer in text)?"""
+        return self.last.get("role") == "tool"
+
+    def text(self, role: str | None = None) -> str:
+        """All message text (of ``role``, if given), joined."""
+        return "\n".join(
+            _content_text(m.get("content"))
+            for m in self.messages
+            if role is None or m.get("role") == role
+        )
+
+    def tool_results(self) -> list[str]:
+        return [_content_text(m.get("content")) for m in self.messages if m.get("role") == "tool"]
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return ""
+
+
+def _session_of(body: dict[str, Any]) -> str | None:
+    for message in body.get("messages") or []:
+        found = _SESSION.search(_content_text(message.get("content")))
+        if found:
+            return found.group(1).rstrip(",;)")
+    return None
+
+
+def default_script(request: ModelRequest) -> Reply:
+    return Text("scripted reply")
+
+
+class ScriptedModel:
+    """The server; ``script`` and the records are safe to use from the test's thread."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.script: Callable[[ModelRequest], Reply] = default_script
+        self._lock = threading.Lock()
+        self._requests: list[ModelRequest] = []
+        self._ids = itertools.count(1)
+        self._app = Starlette(
+            routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])]
+        )
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def openclaw_config(self) -> dict[str, Any]:
+        """The ``openclaw.json`` patch that makes this OpenClaw's only model."""
+        return {
+            "models": {
+                "providers": {
+                    "fake": {
+                        "baseUrl": self.base_url,
+                        "apiKey": "sk-local-dummy",
+                        "api": "openai-completions",
+                        "timeoutSeconds": 60,
+                        "models": [
+                            {
+                                "id": MODEL_ID,
+                                "name": "Scripted 1",
+                                "reasoning": False,
+                                "input": ["text"],
+                                "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+                                "contextWindow": 128000,
+                                "maxTokens": 1024,
+                            }
+                        ],
+                    }
+                }
+            },
+            "agents": {"defaults": {"model": {"primary": MODEL_REF}}},
+        }
+
+    # -- records ---------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[ModelRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_in(self, session: str) -> list[ModelRequest]:
+        return [r for r in self.requests if r.session == session]
+
+    def sessions(self) -> list[str | None]:
+        return [r.session for r in self.requests]
+
+    def wait_for(
+        self, predicate: Callable[[list[ModelRequest]], bool], timeout: float, what: str
+    ) -> list[ModelRequest]:
+        """Block until ``predicate(requests)`` holds; ``AssertionError`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            requests = self.requests
+            if predicate(requests):
+                return requests
+            if time.monotonic() > deadline:
+                seen = [(r.session, r.reply) for r in requests]
+                raise AssertionError(f"{what}: not within {timeout:.0f} s; requests: {seen}")
+            time.sleep(0.1)  # requests arrive on another thread; polling is simplest
+
+    # -- the endpoint ----------------------------------------------------------------
+
+    async def _completions(self, request: Request) -> JSONResponse | StreamingResponse:
+        body = await request.json()
+        record = ModelRequest(body=body, session=_session_of(body))
+        try:
+            reply = self.script(record)
+        except Exception as exc:  # a broken script shows as a failing model
+            return JSONResponse({"error": {"message": f"script failed: {exc!r}"}}, 500)
+        record.reply = reply
+        with self._lock:
+            self._requests.append(record)
+        stream_id = f"chatcmpl-{next(self._ids)}"
+        return StreamingResponse(
+            self._chunks(stream_id, reply, bool(body.get("stream"))),
+            media_type="text/event-stream",
+        )
+
+    async def _chunks(self, stream_id: str, reply: Reply, _stream: bool) -> AsyncIterator[str]:
+        created = int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            data = {
+                "id": stream_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            return f"data: {json.dumps(data)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        if isinstance(reply, Text):
+            yield chunk({"content": reply.text})
+            yield chunk({}, "stop")
+        else:
+            call = {
+                "index": 0,
+                "id": f"call_{stream_id}",
+                "type": "function",
+                "function": {"name": reply.name, "arguments": json.dumps(reply.arguments)},
+            }
+            yield chunk({"tool_calls": [call]})
+            yield chunk({}, "tool_calls")
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        data = {
+            "id": stream_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL_ID,
+            "choices": [],
+            "usage": usage,
+        }
+        yield f"data: {json.dumps(data)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when
+        # the listening socket says so.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            log_level="warning",
+            lifespan="off",
+            http="httptools",
+            timeout_graceful_shutdown=2,
+        )
+        server = uvicorn.Server(config)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started and not task.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            ready.set()
+            await task
+
+        def run() -> None:
+            try:
+                asyncio.run(serve())
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                ready.set()
+
+        self._server = server
+        self._thread = threading.Thread(target=run, name=f"scripted-model-{self.port}", daemon=True)
+        self._thread.start()
+        if not ready.wait(_STARTUP_TIMEOUT) or failure or not server.started:
+            self.stop()
+            sock.close()
+            raise RuntimeError(f"scripted model did not start: {failure!r}")
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        with contextlib.suppress(RuntimeError):
+            thread.join(_STARTUP_TIMEOUT)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
