@@ -68,6 +68,16 @@ def judge(config: dict[str, Any], agent_id: str) -> PolicyFinding:
         return PolicyFinding(
             False, f"agent {agent_id!r} allows {', '.join(risky)} to runs started by peers"
         )
+    servers = set((config.get("mcp") or {}).get("servers") or {})
+    prefixes = {tool.split("__", 1)[0] for tool in allow if "__" in tool}
+    if servers and prefixes and not prefixes & servers:
+        # Seen live: an allow list that matches no tool fails every run before the
+        # model is called, while the injection itself is accepted.
+        return PolicyFinding(
+            False,
+            f"agent {agent_id!r} allows {', '.join(allow)}, but mcp.servers has only "
+            f"{', '.join(sorted(servers))}: no tool matches, so every run of it fails",
+        )
     return PolicyFinding(
         True, f"agent {agent_id!r} allows only {', '.join(allow)} to runs started by peers"
     )

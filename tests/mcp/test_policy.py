@@ -35,3 +35,11 @@ def test_an_unreadable_config_is_not_guessed_at(tmp_path: Path) -> None:
     assert inspect_policy(tmp_path / "missing.json", "main").safe is None
     (tmp_path / "json5.json").write_text("{ agents: { /* json5 */ } }")
     assert inspect_policy(tmp_path / "json5.json", "main").safe is None
+
+
+def test_an_allow_list_that_matches_no_mcp_server_is_flagged(tmp_path: Path) -> None:
+    settings = BridgeSettings(MAILBOX_STATE_DIR=str(tmp_path))
+    config = openclaw_dedicated_config(settings)
+    config["mcp"]["servers"] = {"mail": config["mcp"]["servers"]["mailbox"]}  # renamed
+    finding = judge(config, "mailbox")
+    assert finding.safe is False and "no tool matches" in finding.detail
