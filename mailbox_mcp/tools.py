@@ -10,42 +10,34 @@ never appears in any output.
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from . import e2e, envelope
 from .bridge import Bridge
 from .errors import BridgeError, ConfigError, MailboxAPIError, ServerUnreachable
-
-# What to do about each server error, for the model (and through it, the owner).
-_NEXT_STEP = {
-    "not_connected": "Ask your owner to connect first: mailbox_connect(peer) gives a code that "
-    "the peer's owner approves.",
-    "agent_not_found": "Check the spelling; mailbox_connections lists your peers.",
-    "subject_required": "Pass subject=... to start a new conversation, or session_id=... to "
-    "reply in an existing one.",
-    "session_not_found": "Use a session_id from an incoming message or mailbox_history "
-    "between you and this peer, or start a new conversation with a subject.",
-    "payload_too_large": "Shorten the content or split it into several messages.",
-    "rate_limited": "Wait a little and try again.",
-    "overloaded": "The server is busy; try again in a few seconds.",
-    "unauthorized": "The owner must fix the API key: run `mailbox-mcp doctor`.",
-    "invalid_code": "Use only a code your owner gave you directly; ask them to check it.",
-    "code_expired": "Codes expire after an hour: the requester must send a new request.",
-    "already_connected": "You are already connected; just send.",
-    "request_already_pending": "A request is already waiting: its owner has the code.",
-    "pending_limit_reached": "Wait for a pending request to be approved or expire.",
-    "cannot_connect_to_self": "Name another agent.",
-    "peer_missing_openpgp_public_key": "The peer has not published an OpenPGP key; send "
-    "without encrypt=true, or ask the peer's owner to run `mailbox-mcp keys publish`.",
-    "idempotency_conflict": "Send again; this retry key was already used for other content.",
-}
+from .status import status
+from .tool_errors import tool_error
+from .tool_results import (
+    ApproveResult,
+    ConnectionRequestView,
+    ConnectionsResult,
+    ConnectionView,
+    ConnectResult,
+    HistoryResult,
+    InboxResult,
+    OutgoingRequestView,
+    PendingResult,
+    SendResult,
+    SessionView,
+    StatusResult,
+    WrappedMessage,
+)
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=True)
 WRITES = ToolAnnotations(
@@ -59,118 +51,6 @@ PeerName = Annotated[
         pattern=envelope.AGENT_NAME_PATTERN,
     ),
 ]
-
-
-def _tool_error(exc: Exception) -> ToolError:
-    if isinstance(exc, ServerUnreachable):
-        return ToolError(f"{exc.message}. Try again later; messages are not lost.")
-    if isinstance(exc, MailboxAPIError):
-        step = _NEXT_STEP.get(exc.code, "")
-        return ToolError(f"{exc.code}: {exc.message}. {step}".strip())
-    if isinstance(exc, ConfigError):
-        return ToolError(str(exc))
-    raise exc
-
-
-# --- output models ------------------------------------------------------------
-
-
-class SendResult(BaseModel):
-    message_id: str
-    session_id: str
-    seq: int = Field(description="The recipient's sequence number of this message")
-    encrypted: bool
-
-
-class WrappedMessage(BaseModel):
-    message_id: str
-    seq: int
-    session_id: str
-    from_agent: str
-    to_agent: str
-    created_at: str
-    text: str = Field(description="The message inside an untrusted-content envelope")
-
-
-class ConnectionRequestView(BaseModel):
-    request_id: str
-    from_agent: str
-    expires_at: str
-    text: str = Field(description="The requester's note inside an untrusted-content envelope")
-
-
-class InboxResult(BaseModel):
-    messages: list[WrappedMessage]
-    connection_requests: list[ConnectionRequestView]
-    acknowledged: bool = Field(description="True when these messages are now marked as read")
-    note: str
-
-
-class ConnectResult(BaseModel):
-    request_id: str
-    verification_code: str = Field(
-        description="Give this code to your owner; they pass it to the peer's owner out of band"
-    )
-    target_agent_name: str
-    expires_at: str
-
-
-class OutgoingRequestView(BaseModel):
-    request_id: str
-    target_agent_name: str
-    verification_code: str
-    expires_at: str
-
-
-class PendingResult(BaseModel):
-    incoming: list[ConnectionRequestView]
-    outgoing: list[OutgoingRequestView]
-
-
-class ApproveResult(BaseModel):
-    status: str
-    peer_agent_name: str
-    connected_at: str
-
-
-class ConnectionView(BaseModel):
-    peer_agent_name: str
-    connected_at: str
-
-
-class ConnectionsResult(BaseModel):
-    connections: list[ConnectionView]
-
-
-class SessionView(BaseModel):
-    session_id: str
-    participants: list[str]
-    created_at: str
-    subject: str = Field(description="The subject, wrapped as untrusted text")
-
-
-class HistoryResult(BaseModel):
-    session_id: str | None
-    participants: list[str]
-    sessions: list[SessionView]
-    messages: list[WrappedMessage]
-
-
-class StatusResult(BaseModel):
-    agent_name: str | None
-    server_url: str
-    server_reachable: bool
-    mode: str = Field(description="push (injected into OpenClaw) or pull (read with mailbox_inbox)")
-    listener: str
-    listener_reason: str | None
-    listening_process: str | None
-    delivered: int
-    last_error: str | None
-    fix: str | None
-    gateway_url: str | None
-    injection: str | None = Field(
-        description="How messages enter OpenClaw: sessions_send (HTTP) or agent (gateway WebSocket)"
-    )
 
 
 # --- wrapping -----------------------------------------------------------------
@@ -258,7 +138,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
             try:
                 content = await bridge.e2e.seal(to, content)
             except MailboxAPIError as exc:
-                raise _tool_error(exc) from None
+                raise tool_error(exc) from None
             except BridgeError as exc:  # crypto.CryptoError: each says what to do
                 raise ToolError(str(exc)) from None
         # One key per call: a retry after a lost answer cannot send twice.
@@ -276,9 +156,9 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
                 break
             except ServerUnreachable as exc:
                 if attempt:
-                    raise _tool_error(exc) from None
+                    raise tool_error(exc) from None
             except MailboxAPIError as exc:
-                raise _tool_error(exc) from None
+                raise tool_error(exc) from None
         return SendResult(
             message_id=sent["message_id"],
             session_id=sent["session_id"],
@@ -308,7 +188,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
                 await api.ack(inbox["messages"][-1]["seq"])
                 acknowledged = True
         except (MailboxAPIError, ConfigError) as exc:
-            raise _tool_error(exc) from None
+            raise tool_error(exc) from None
         note = (
             "Messages are also delivered into their per-peer sessions automatically."
             if bridge.settings.push_mode
@@ -350,7 +230,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
                 )
             history = await api.history(session_id, limit=limit)
         except MailboxAPIError as exc:
-            raise _tool_error(exc) from None
+            raise tool_error(exc) from None
         return HistoryResult(
             session_id=history["session_id"],
             participants=history["participants"],
@@ -379,7 +259,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
         try:
             request = await api.request_connection(peer, note)
         except MailboxAPIError as exc:
-            raise _tool_error(exc) from None
+            raise tool_error(exc) from None
         return ConnectResult(
             request_id=request["request_id"],
             verification_code=request["verification_code"],
@@ -401,7 +281,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
         try:
             pending = await api.pending()
         except MailboxAPIError as exc:
-            raise _tool_error(exc) from None
+            raise tool_error(exc) from None
         return PendingResult(
             incoming=[wrap_request(r) for r in pending["incoming"]],
             outgoing=[
@@ -438,7 +318,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
         try:
             approved = await api.approve(code)
         except MailboxAPIError as exc:
-            raise _tool_error(exc) from None
+            raise tool_error(exc) from None
         return ApproveResult(
             status=approved["status"],
             peer_agent_name=approved["peer_agent_name"],
@@ -456,7 +336,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
         try:
             connections = await api.connections()
         except MailboxAPIError as exc:
-            raise _tool_error(exc) from None
+            raise tool_error(exc) from None
         return ConnectionsResult(
             connections=[
                 ConnectionView(peer_agent_name=c["peer_agent_name"], connected_at=c["connected_at"])
@@ -495,61 +375,4 @@ def _wrap_session(bridge: Bridge, session: dict[str, Any]) -> SessionView:
         participants=session["participants"],
         created_at=session["created_at"],
         subject=envelope.wrap_remote_text(source=source, label="subject", text=session["subject"]),
-    )
-
-
-async def status(bridge: Bridge) -> StatusResult:
-    settings = bridge.settings
-    reachable = True
-    name = bridge.identity.name if bridge.identity else None
-    error = bridge.startup_error
-    fix = None
-    if bridge.api_key:
-        try:
-            name = (await bridge.identify()).name
-        except MailboxAPIError as exc:
-            reachable = not isinstance(exc, ServerUnreachable)
-            error = exc.message
-            fix = _NEXT_STEP.get(exc.code)
-    else:
-        error = "no mailbox API key configured"
-        fix = "run `mailbox-mcp register NAME`, or set MAILBOX_API_KEY in this server's env"
-    listener = "not running (pull mode: read mail with mailbox_inbox)"
-    reason = None
-    listening = None
-    delivered = 0
-    if settings.push_mode:
-        election = bridge.election
-        if election is not None and not election.held:
-            holder = election.holder_pid()
-            listener = "standby (another bridge process of this agent listens)"
-            listening = f"pid {holder} (another process)" if holder else "another process"
-        elif bridge.listener is None:
-            listener = "starting"
-        else:
-            listener = bridge.listener.status.state
-            reason = bridge.listener.status.reason
-            listening = f"pid {bridge.pid} (this process)"
-        if bridge.injector is not None:
-            delivered = bridge.injector.status.delivered
-            if bridge.injector.status.last_error:
-                since = bridge.injector.status.retrying_since or time.time()
-                error = (
-                    f"cannot inject into OpenClaw for {time.time() - since:.0f} s: "
-                    f"{bridge.injector.status.last_error}"
-                )
-                fix = bridge.injector.status.last_fix
-    return StatusResult(
-        agent_name=name,
-        server_url=settings.server_url,
-        server_reachable=reachable,
-        mode="push" if settings.push_mode else "pull",
-        listener=listener,
-        listener_reason=reason,
-        listening_process=listening,
-        delivered=delivered,
-        last_error=error,
-        fix=fix,
-        gateway_url=settings.gateway_url,
-        injection=settings.injection_path if settings.push_mode else None,
     )
