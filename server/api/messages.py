@@ -8,7 +8,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from .. import schemas
 from ..services import connections as connection_service
+from ..services import history as history_service
+from ..services import inbox as inbox_service
+from ..services import message_views
 from ..services import messages as message_service
+from ..services.message_views import MAX_PAGE
 from .deps import CallerDep, send_gate
 from .responses import AUTHED, errors, json_response
 
@@ -32,18 +36,16 @@ async def send(body: schemas.SendRequest, caller: CallerDep, request: Request) -
     "/messages/{message_id}", response_model=schemas.Message, responses={**AUTHED, **errors(404)}
 )
 async def get_message(message_id: IdPath, caller: CallerDep) -> Response:
-    return json_response(await message_service.get_message(caller.svc, caller.agent, message_id))
+    return json_response(await message_views.get_message(caller.svc, caller.agent, message_id))
 
 
 @router.get("/inbox", response_model=schemas.Inbox, responses=AUTHED)
 async def inbox(
     caller: CallerDep,
     since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> Response:
-    found, next_since = await message_service.pending_messages(
-        caller.svc, caller.agent, since, limit
-    )
+    found, next_since = await inbox_service.pending_messages(caller.svc, caller.agent, since, limit)
     requests = await connection_service.incoming_pending(caller.svc, caller.agent)
     return json_response(
         schemas.Inbox(messages=found, connection_requests=requests, next_since=next_since)
@@ -52,15 +54,15 @@ async def inbox(
 
 @router.post("/inbox/ack", response_model=schemas.AckResponse, responses={**AUTHED, **errors(404)})
 async def ack(body: schemas.AckRequest, caller: CallerDep) -> Response:
-    return json_response(await message_service.ack(caller.svc, caller.agent, body))
+    return json_response(await inbox_service.ack(caller.svc, caller.agent, body))
 
 
 @router.get("/sessions", response_model=schemas.SessionList, responses=AUTHED)
 async def list_sessions(
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> schemas.SessionList:
-    return await message_service.list_sessions(caller.svc, caller.agent, limit)
+    return await history_service.list_sessions(caller.svc, caller.agent, limit)
 
 
 @router.get(
@@ -71,7 +73,7 @@ async def list_sessions(
 async def history(
     session_id: IdPath,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=message_service.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     before: Annotated[str | None, Query(pattern=schemas.OBJECT_ID_PATTERN)] = None,
 ) -> schemas.SessionHistory:
-    return await message_service.history(caller.svc, caller.agent, session_id, limit, before)
+    return await history_service.history(caller.svc, caller.agent, session_id, limit, before)

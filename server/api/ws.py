@@ -17,7 +17,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from ..errors import Unauthorized
 from ..services import agents as agent_service
 from ..services import frames
-from ..services import messages as message_service
+from ..services import inbox as inbox_service
 from ..services.context import AgentRef, Services
 from ..services.delivery import CLOSE_REPLACED, Subscriber
 
@@ -123,10 +123,10 @@ async def _send_backlog(
     websocket: WebSocket, svc: Services, agent: AgentRef, subscriber: Subscriber, since: int | None
 ) -> None:
     unacked_only = since is None
-    after = await message_service.ack_seq(svc, agent) if since is None else since
+    after = await inbox_service.ack_seq(svc, agent) if since is None else since
     subscriber.last_sent_seq = after
     while True:
-        page = await message_service.incoming_after(svc, agent, after, unacked_only, BACKLOG_PAGE)
+        page = await inbox_service.incoming_after(svc, agent, after, unacked_only, BACKLOG_PAGE)
         for message in page:
             await websocket.send_text(frames.message(message))
             subscriber.last_sent_seq = message.seq
@@ -151,7 +151,7 @@ async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
                 await _send_error(websocket, "ack needs a non-negative integer up_to_seq")
                 continue
             if up_to > acked:
-                acked = await message_service.ack_up_to(svc, agent, up_to)
+                acked = await inbox_service.ack_up_to(svc, agent, up_to)
         elif kind == "ping":
             await websocket.send_text('{"type":"pong"}')
         else:

@@ -1,0 +1,88 @@
+"""Sessions (conversations between two agents) and their history, participants only."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select
+
+from .. import schemas
+from ..clock import as_utc
+from ..errors import NotFound
+from ..models import messages, sessions
+from . import agents as agent_service
+from .context import AgentRef, Services
+from .message_views import message_query, to_messages
+
+
+async def list_sessions(svc: Services, agent: AgentRef, limit: int) -> schemas.SessionList:
+    async with svc.db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(sessions)
+                .where(
+                    or_(sessions.c.agent_low_id == agent.id, sessions.c.agent_high_id == agent.id)
+                )
+                .order_by(sessions.c.created_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    names = await agent_service.names_by_id(
+        svc, {r.agent_low_id for r in rows} | {r.agent_high_id for r in rows}
+    )
+    return schemas.SessionList(
+        sessions=[
+            schemas.SessionSummary(
+                session_id=r.id,
+                subject=svc.cipher.decrypt(r.subject_encrypted),
+                participants=sorted([names[r.agent_low_id], names[r.agent_high_id]]),
+                created_at=as_utc(r.created_at),
+            )
+            for r in rows
+        ]
+    )
+
+
+async def history(
+    svc: Services, agent: AgentRef, session_id: str, limit: int, before: str | None
+) -> schemas.SessionHistory:
+    """The newest `limit` messages of a session (before a message id, if given), oldest first."""
+    async with svc.db.read() as conn:
+        session = (
+            await conn.execute(
+                select(sessions).where(
+                    sessions.c.id == session_id,
+                    or_(sessions.c.agent_low_id == agent.id, sessions.c.agent_high_id == agent.id),
+                )
+            )
+        ).first()
+        if session is None:
+            raise NotFound("no session with that id", code="session_not_found")
+        query = message_query().where(messages.c.session_id == session_id)
+        if before is not None:
+            anchor = (
+                await conn.execute(
+                    select(messages.c.created_at, messages.c.id).where(
+                        messages.c.id == before, messages.c.session_id == session_id
+                    )
+                )
+            ).first()
+            if anchor is None:
+                raise NotFound("`before` is not a message of this session", code="not_found")
+            query = query.where(
+                or_(
+                    messages.c.created_at < anchor.created_at,
+                    and_(messages.c.created_at == anchor.created_at, messages.c.id < anchor.id),
+                )
+            )
+        rows = (
+            await conn.execute(
+                query.order_by(messages.c.created_at.desc(), messages.c.id.desc()).limit(limit)
+            )
+        ).all()
+    found = await to_messages(svc, list(reversed(rows)))
+    names = await agent_service.names_by_id(svc, {session.agent_low_id, session.agent_high_id})
+    return schemas.SessionHistory(
+        session_id=session.id,
+        subject=svc.cipher.decrypt(session.subject_encrypted),
+        participants=sorted(names.values()),
+        messages=found,
+    )
