@@ -64,6 +64,8 @@ class ModelRequest:
     body: dict[str, Any]
     session: str | None
     reply: Reply | None = None
+    # time.monotonic() when the request arrived (the reply is chosen at once)
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def messages(self) -> list[dict[str, Any]]:

@@ -1,0 +1,153 @@
+"""Two agents talk: two real gateways, bridges started by OpenClaw, one mailbox server.
+
+A's owner asks in A's main session; A's model calls ``mailbox__mailbox_send`` (behind
+tool search) through OpenClaw; B's fenced per-peer session gets the envelope verbatim;
+B's model answers with the send tool and the envelope's ``session_id``; A's per-peer
+session for B gets the answer. Neither main session sees the other agent's text.
+
+Setup: the dedicated ``mailbox`` agent (``openclaw_dedicated_config``) on both sides,
+stdio bridges that OpenClaw starts from ``mcp.servers.mailbox``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbox_mcp import envelope
+from tests.helpers import connect_agents, register
+from tests.openclaw.conftest import pause_session_gateway, requires_openclaw
+from tests.openclaw.gateway import OpenClawInstall
+from tests.openclaw.scripted_model import ModelRequest, Reply, Text, ToolCall
+from tests.openclaw.two_agents import (
+    MAIN_SESSION,
+    Side,
+    envelope_session_id,
+    send_call,
+    two_sides,
+)
+from tests.servers import ServerThread
+
+pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(480)]
+
+# Long enough for a stray reply-back turn to start (seen 2-5 s after a target answered).
+QUIET_WINDOW = 8.0
+
+
+@pytest.fixture
+def sides(
+    openclaw_install: OpenClawInstall, mailbox: ServerThread, tmp_path: Path
+) -> Iterator[tuple[Side, Side]]:
+    pause_session_gateway()
+    a, b = register(mailbox.url, "alice"), register(mailbox.url, "bob")
+    connect_agents(a, b)
+    with two_sides(openclaw_install, tmp_path, mailbox.url, a, b) as running:
+        yield running
+
+
+def tool_output(request: ModelRequest) -> str:
+    """What the tool call before this request answered (the messages after the call)."""
+    messages = request.messages
+    last_call = max(i for i, m in enumerate(messages) if m.get("tool_calls"))
+    return json.dumps(messages[last_call + 1 :])
+
+
+def last_nonce(request: ModelRequest) -> str:
+    """The nonce of the last envelope in a request."""
+    return re.findall(r"\[BEGIN AGENT_MSG_([A-Za-z0-9]+)\]", request.text())[-1]
+
+
+def test_two_agents_talk_through_openclaw_and_the_mains_see_nothing(
+    sides: tuple[Side, Side],
+) -> None:
+    a, b = sides
+    tag = uuid.uuid4().hex[:8]
+    question, answer = f"question-{tag}-from-alice", f"answer-{tag}-from-bob"
+    subject = f"Hi {tag}"
+    a_key, b_key = a.peer_key(b), b.peer_key(a)
+
+    # Each model calls the send tool once, then answers in text: the turn after a tool
+    # result does not end in a role "tool" message in OpenClaw's request (a model keyed
+    # on that looped, 160 sends in one run), so the scripts keep their own state.
+    done: set[str] = set()
+
+    def a_script(request: ModelRequest) -> Reply:
+        if request.session == MAIN_SESSION and tag in request.text() and "a" not in done:
+            done.add("a")
+            return ToolCall("tool_call", send_call(b.agent.name, question, subject=subject))
+        return Text(f"ok-{tag}")
+
+    def b_script(request: ModelRequest) -> Reply:
+        sid = envelope_session_id(request)
+        if request.session == b_key and sid and "b" not in done:
+            done.add("b")
+            return ToolCall("tool_call", send_call(a.agent.name, answer, session_id=sid))
+        return Text(f"ok-{tag}")
+
+    a.model.script, b.model.script = a_script, b_script
+    b.wake()  # B's listener must run before A's message can reach B's gateway
+    a.ask(f"Please ask {b.agent.name} this: {question} (request {tag})")
+
+    a.model.wait_for(
+        lambda rs: any(r.session == a_key for r in rs), 180, f"A: a run in {a_key} (the answer)"
+    )
+    time.sleep(QUIET_WINDOW)
+    a_requests, b_requests = a.model.requests, b.model.requests
+
+    # A's main run called the send tool through OpenClaw, and it went through
+    a_main = [r for r in a_requests if r.session == MAIN_SESSION]
+    assert [type(r.reply) for r in a_main] == [ToolCall, Text], [
+        (r.reply, r.last.get("role")) for r in a_main
+    ]
+    sent_result = tool_output(a_main[1])
+
+    # B's per-peer run got the envelope verbatim, and answered with the send tool
+    b_peer = [r for r in b_requests if r.session == b_key]
+    assert b_peer, [r.session for r in b_requests]
+    first = b_peer[0]
+    sid = envelope_session_id(first)
+    assert sid is not None and sid in sent_result, (sid, sent_result)
+    incoming = envelope.wrap_incoming_message(
+        from_agent=a.agent.name,
+        subject=subject,
+        content=question,
+        session_id=sid,
+        nonce=last_nonce(first),
+    )
+    assert incoming in first.text(), first.messages
+    assert first.reply == ToolCall("tool_call", send_call(a.agent.name, answer, session_id=sid))
+    assert [type(r.reply) for r in b_peer] == [ToolCall, Text], [r.reply for r in b_peer]
+    answer_result = tool_output(b_peer[1])
+    assert sid in answer_result and "error" not in answer_result.lower(), answer_result
+
+    # A's per-peer session for B got the answer, in the same conversation
+    a_peer = [r for r in a_requests if r.session == a_key]
+    assert [type(r.reply) for r in a_peer] == [Text], [r.reply for r in a_peer]  # once
+    assert answer in a_peer[0].text()
+    assert envelope_session_id(a_peer[0]) == sid
+    reply = envelope.wrap_incoming_message(
+        from_agent=b.agent.name,
+        subject=subject,
+        content=answer,
+        session_id=sid,
+        nonce=last_nonce(a_peer[0]),
+    )
+    assert reply in a_peer[0].text(), a_peer[0].messages
+
+    # only the expected sessions ran, and no main session saw the other agent's text
+    assert {r.session for r in a_requests} == {MAIN_SESSION, a_key}
+    assert {r.session for r in b_requests} == {MAIN_SESSION, b_key}
+    assert not any(answer in r.text() for r in a_main), "A's main saw B's answer"
+    for r in b_requests:
+        if r.session == MAIN_SESSION:
+            assert question not in r.text() and answer not in r.text(), r.messages
+    for side, foreign in ((a, answer), (b, question)):
+        main = side.gateway.history(MAIN_SESSION)
+        assert not any(foreign in t for t in main.texts), (side.name, main.texts)
+    assert not any(answer in t for t in b.gateway.history(MAIN_SESSION).texts)

@@ -1,0 +1,195 @@
+"""Two agents, each behind its own real OpenClaw gateway, talking through one mailbox server.
+
+Shared by ``test_two_agents.py`` and ``bench/two_agents.py``. Each side has its own
+``ScriptedModel`` (so a request's side is the model that got it), its own gateway
+configured with ``openclaw_dedicated_config``: OpenClaw starts the bridge itself
+(stdio, ``mcp.servers.mailbox``) in each session that runs, peer mail goes to the
+fenced ``mailbox`` agent (``agent:mailbox:dm:mailbox-<peer>``), and the owner talks
+in ``agent:main:main``.
+
+The bridge is started lazily, at a session's first run: ``Side.wake()`` runs one
+owner turn in the main session so that the side's first bridge (the listener) runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mailbox_mcp.settings import BridgeSettings
+from mailbox_mcp.snippets import openclaw_dedicated_config
+from mailbox_mcp.workspace import prepare_peer_workspace
+from tests.helpers import Agent
+from tests.openclaw.gateway import OpenClawInstall, RealGateway
+from tests.openclaw.scripted_model import ModelRequest, ScriptedModel
+
+MAIN_SESSION = "agent:main:main"
+PEER_AGENT = "mailbox"
+SEND_TOOL = "mailbox__mailbox_send"
+_SESSION_ID = re.compile(r'session_id="([A-Za-z0-9_-]+)"')
+
+
+@dataclass
+class Side:
+    name: str
+    agent: Agent
+    gateway: RealGateway
+    model: ScriptedModel
+    state_dir: Path
+
+    def peer_key(self, other: Side) -> str:
+        """This side's per-peer session for ``other``."""
+        return f"agent:{PEER_AGENT}:dm:mailbox-{other.agent.name}"
+
+    def ask(self, message: str) -> None:
+        """An owner turn in this side's main session (starts a run, returns at once)."""
+        self.gateway.rpc(
+            "agent",
+            {"sessionKey": MAIN_SESSION, "message": message, "idempotencyKey": uuid.uuid4().hex},
+        )
+
+    def wake(self, timeout: float = 90) -> None:
+        """Run one owner turn in main, so that OpenClaw starts this side's first bridge,
+        and wait until a bridge process runs."""
+        before = len(self.model.requests)
+        self.ask(f"hello from the owner of {self.name}")
+        self.model.wait_for(
+            lambda rs: any(r.session == MAIN_SESSION for r in rs[before:]),
+            timeout,
+            f"{self.name}: a run in {MAIN_SESSION}",
+        )
+        deadline = time.monotonic() + timeout
+        while not self.bridge_pids():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: OpenClaw started no bridge")
+            time.sleep(0.2)
+
+    def bridge_pids(self) -> list[int]:
+        """Bridge processes OpenClaw started for this side (by their state dir)."""
+        marker = f"MAILBOX_STATE_DIR={self.state_dir}".encode()
+        found = []
+        for pid in _pids():
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in environ and b"mailbox_mcp" in cmdline:
+                found.append(pid)
+        return found
+
+
+def send_call(to: str, content: str, **fields: Any) -> dict[str, Any]:
+    """The ``tool_call`` arguments that call the mailbox send tool behind tool search."""
+    return {"id": SEND_TOOL, "args": {"to": to, "content": content, **fields}}
+
+
+def envelope_session_id(request: ModelRequest) -> str | None:
+    """The session id in the last envelope a request carries."""
+    found = _SESSION_ID.findall(request.text())
+    return found[-1] if found else None
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(pid)
+    return children
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    children = _children()
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def gateway_pid(gateway: RealGateway) -> int:
+    process = gateway._process
+    assert process is not None
+    return process.pid
+
+
+def _configure(side_dir: Path, gateway: RealGateway, model: ScriptedModel, env: dict[str, str]):
+    gateway.configure()
+    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(model.openclaw_config()))
+    settings = BridgeSettings(**env)  # type: ignore[arg-type]
+    workspace = side_dir / "workspace-mailbox"
+    main_workspace = side_dir / "workspace-main"
+    main_workspace.mkdir(parents=True, exist_ok=True)
+    prepare_peer_workspace(workspace)
+    patch = openclaw_dedicated_config(
+        settings,
+        include_key=True,
+        agent_id=PEER_AGENT,
+        workspace=str(workspace),
+        main_workspace=str(main_workspace),
+    )
+    patch.pop("gateway")  # the test gateway already binds loopback
+    patch["mcp"]["servers"]["mailbox"]["env"].update(
+        MAILBOX_RETRY_INITIAL_SECONDS="0.05", MAILBOX_RETRY_MAX_SECONDS="0.3"
+    )
+    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(patch))
+
+
+@contextlib.contextmanager
+def two_sides(
+    install: OpenClawInstall, workdir: Path, server_url: str, a: Agent, b: Agent
+) -> Iterator[tuple[Side, Side]]:
+    """Two configured, running gateways with their models (``a`` and ``b`` already
+    connected on the server at ``server_url``). Stops everything on exit."""
+    with contextlib.ExitStack() as stack:
+        sides = []
+        for name, agent in (("A", a), ("B", b)):
+            side_dir = workdir / name
+            state_dir = side_dir / "bridge-state"
+            state_dir.mkdir(parents=True)
+            model = stack.enter_context(ScriptedModel())
+            gateway = RealGateway(install, side_dir)
+            stack.callback(gateway.close)
+            env = {
+                "MAILBOX_SERVER_URL": server_url,
+                "MAILBOX_API_KEY": agent.api_key,
+                "MAILBOX_STATE_DIR": str(state_dir),
+                "OPENCLAW_GATEWAY_URL": gateway.url,
+                "OPENCLAW_GATEWAY_TOKEN": gateway.token,
+                "OPENCLAW_AGENT_ID": PEER_AGENT,
+            }
+            _configure(side_dir, gateway, model, env)
+            sides.append(Side(name, agent, gateway, model, state_dir))
+        for side in sides:  # one at a time: two starting gateways on two cores are slow
+            side.gateway.start()
+        yield sides[0], sides[1]
