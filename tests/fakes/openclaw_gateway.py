@@ -56,7 +56,6 @@ import functools
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -71,6 +70,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+
+from tests.loopback import listening_socket
 
 __all__ = ["DEFAULT_ALLOWED_TOOLS", "FakeGateway", "Injection"]
 
@@ -179,16 +180,7 @@ class FakeGateway:
         """Serve on ``port`` (a free one the first time if it was 0)."""
         if self._thread is not None:
             raise RuntimeError("the fake gateway is already running")
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when
-        # the listening socket says so; without it Nagle adds 40 ms to every reply.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(64)
-        except OSError:
-            sock.close()
-            raise
+        sock = listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
 
         config = uvicorn.Config(

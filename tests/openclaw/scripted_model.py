@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +33,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+
+from tests.loopback import listening_socket
 
 __all__ = ["MODEL_REF", "ModelRequest", "ScriptedModel", "Text", "ToolCall"]
 
@@ -256,16 +257,7 @@ class ScriptedModel:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when
-        # the listening socket says so.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(64)
-        except OSError:
-            sock.close()
-            raise
+        sock = listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._app,
