@@ -36,14 +36,13 @@ from pathlib import Path
 from bench.common import percentile, summary
 from tests.helpers import connect_agents, register
 from tests.openclaw.gateway import OpenClawInstall
+from tests.openclaw.processes import rss_bytes, tree
 from tests.openclaw.scripted_model import ModelRequest, Reply, Text, ToolCall
 from tests.openclaw.two_agents import (
     MAIN_SESSION,
     Side,
     gateway_pid,
-    rss_bytes,
     send_call,
-    tree,
     two_sides,
 )
 from tests.servers import ServerThread, server_settings, sqlite_url

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 from pydantic import ValidationError
@@ -24,8 +25,15 @@ from .api import MailboxAPI
 from .doctor import run_doctor
 from .errors import ConfigError, MailboxAPIError
 from .keys_cli import add_keys_parser, run_keys
+from .serve_auth import serve_token
 from .settings import BridgeSettings
-from .snippets import claude_config, openclaw_config, openclaw_dedicated_config, systemd_unit
+from .snippets import (
+    SERVE_URL,
+    claude_config,
+    openclaw_dedicated_config,
+    openclaw_main_config,
+    systemd_unit,
+)
 from .workspace import prepare_peer_workspace
 
 log = logging.getLogger("mailbox_mcp")
@@ -172,9 +180,27 @@ def _run_service(args: argparse.Namespace) -> int:
 
 def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
     if args.host.startswith("systemd-"):
-        print(systemd_unit(settings, args.host.removeprefix("systemd-")), end="")
+        agent_id = settings.agent_id if args.plain else _peer_agent_id(settings)
+        print(systemd_unit(settings, args.host.removeprefix("systemd-"), agent_id), end="")
         return 0
-    if args.host == "openclaw" and args.dedicated:
+    if args.host == "claude":
+        print(json.dumps(claude_config(settings, include_key=args.include_key), indent=2))
+        return 0
+    try:
+        # A stdio entry runs the bridge in the state dir (its cwd): a cwd that does not
+        # exist fails the spawn, and OpenClaw then runs the agent with no mailbox tools.
+        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # `--serve` shares one `mailbox-mcp serve` among all sessions; its token is only
+        # read (or made, 0600) when it goes into the printed entry.
+        token = serve_token(settings) if (args.serve and args.include_key) else None
+    except OSError as exc:
+        print(f"mailbox-mcp: cannot use the state dir {settings.state_dir}: {exc}", file=sys.stderr)
+        return 1
+    if args.plain:
+        config = openclaw_main_config(
+            settings, include_key=args.include_key, serve_url=args.serve, serve_token=token
+        )
+    else:
         if args.prepare_workspace:
             folder = Path(args.workspace or settings.state_dir / "openclaw-workspace")
             for path in prepare_peer_workspace(folder):
@@ -183,15 +209,34 @@ def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
         config = openclaw_dedicated_config(
             settings,
             include_key=args.include_key,
+            agent_id=_peer_agent_id(settings),
             workspace=args.workspace,
             main_workspace=args.main_workspace,
+            serve_url=args.serve,
+            serve_token=token,
         )
-    elif args.host == "openclaw":
-        config = openclaw_config(settings, include_key=args.include_key)
-    else:
-        config = claude_config(settings, include_key=args.include_key)
     print(json.dumps(config, indent=2))
     return 0
+
+
+def _serve_url(value: str) -> str:
+    """`--serve URL`: where OpenClaw reaches `mailbox-mcp serve` (its /mcp endpoint)."""
+    parts = urlsplit(value)
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a URL like {SERVE_URL} (where `mailbox-mcp serve` listens)"
+        )
+    return value
+
+
+def _peer_agent_id(settings: BridgeSettings) -> str:
+    """The dedicated peer agent: `mailbox`, unless OPENCLAW_AGENT_ID names another one."""
+    explicit = "agent_id" in settings.model_fields_set and settings.agent_id != "main"
+    return settings.agent_id if explicit else "mailbox"
 
 
 Command = Callable[[BridgeSettings, argparse.Namespace], Awaitable[int]]
@@ -230,18 +275,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("host", choices=["openclaw", "claude", "systemd-serve", "systemd-listen"])
     p.add_argument(
-        "--dedicated",
+        "--plain",
         action="store_true",
-        help="openclaw: a fenced-off agent 'mailbox' owns the peer sessions (the safe setup)",
+        help="openclaw: peer sessions in the main agent, with the owner's tools "
+        "(needs gateway.tools.allow sessions_send); the default is the dedicated agent",
     )
-    p.add_argument("--workspace", help="--dedicated: the peer agent's own workspace folder")
-    p.add_argument("--main-workspace", help="--dedicated: the main agent's existing workspace")
+    # The dedicated agent used to be opt-in; it is the default now, and the flag stays.
+    p.add_argument("--dedicated", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--serve",
+        nargs="?",
+        const=SERVE_URL,
+        type=_serve_url,
+        metavar="URL",
+        help=f"openclaw: reach one `mailbox-mcp serve` (default {SERVE_URL}) "
+        "instead of a stdio bridge per session",
+    )
+    p.add_argument("--workspace", help="openclaw: the peer agent's own workspace folder")
+    p.add_argument("--main-workspace", help="openclaw: the main agent's existing workspace")
     p.add_argument(
         "--prepare-workspace",
         action="store_true",
-        help="--dedicated: write the peer agent's role files (keeps OpenClaw's BOOTSTRAP.md out)",
+        help="openclaw: write the peer agent's role files (keeps OpenClaw's BOOTSTRAP.md out)",
     )
-    p.add_argument("--include-key", action="store_true", help="put the API key itself in the entry")
+    p.add_argument(
+        "--include-key",
+        action="store_true",
+        help="put the secrets themselves in the entry (API key and gateway token; "
+        "with --serve, the serve token)",
+    )
     return parser
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from .settings import BridgeSettings
 
 TOKEN_PLACEHOLDER = "<the gateway token: gateway.auth.token in openclaw.json>"
+SERVE_URL = "http://127.0.0.1:8766/mcp"
 
 
 def _env(settings: BridgeSettings, include_key: bool) -> dict[str, str]:
@@ -34,14 +35,48 @@ def _command(settings: BridgeSettings) -> dict[str, Any]:
     }
 
 
-def openclaw_config(settings: BridgeSettings, *, include_key: bool = False) -> dict[str, Any]:
+def _server_entry(
+    settings: BridgeSettings,
+    agent_id: str,
+    include_key: bool,
+    serve_url: str | None,
+    serve_token: str | None,
+) -> dict[str, Any]:
+    """`mcp.servers.mailbox`: a stdio bridge per session, or the one `serve` process."""
+    if serve_url is not None:
+        # One process for all sessions; its own environment (the systemd unit) holds the
+        # mailbox key and the gateway token, so OpenClaw only needs the bearer token.
+        token = serve_token if (include_key and serve_token) else serve_token_placeholder(settings)
+        return {
+            "url": serve_url,
+            "transport": "streamable-http",
+            "headers": {"Authorization": f"Bearer {token}"},
+        }
     env = _env(settings, include_key)
     env["OPENCLAW_GATEWAY_URL"] = settings.gateway_url or "http://127.0.0.1:18789"
     token = settings.gateway_token.get_secret_value() if settings.gateway_token else None
     env["OPENCLAW_GATEWAY_TOKEN"] = token if (include_key and token) else TOKEN_PLACEHOLDER
-    env["OPENCLAW_AGENT_ID"] = settings.agent_id
+    env["OPENCLAW_AGENT_ID"] = agent_id
+    return {**_command(settings), "env": env}
+
+
+def serve_token_placeholder(settings: BridgeSettings) -> str:
+    return f"<the serve token: MAILBOX_SERVE_TOKEN, or {settings.state_dir / 'serve_token'}>"
+
+
+def openclaw_main_config(
+    settings: BridgeSettings,
+    *,
+    include_key: bool = False,
+    serve_url: str | None = None,
+    serve_token: str | None = None,
+) -> dict[str, Any]:
+    """The plain setup: per-peer sessions belong to the owner's agent (`main`), and
+    messages enter through HTTP `sessions_send`, which `gateway.tools.allow` must list.
+    Those sessions have the owner's tools: `openclaw_dedicated_config` is the safe one."""
+    entry = _server_entry(settings, settings.agent_id, include_key, serve_url, serve_token)
     return {
-        "mcp": {"servers": {"mailbox": {**_command(settings), "env": env}}},
+        "mcp": {"servers": {"mailbox": entry}},
         "gateway": {"tools": {"allow": ["sessions_send"]}},
     }
 
@@ -68,17 +103,15 @@ def openclaw_dedicated_config(
     agent_id: str = "mailbox",
     workspace: str | None = None,
     main_workspace: str | None = None,
+    serve_url: str | None = None,
+    serve_token: str | None = None,
 ) -> dict[str, Any]:
     """The safe setup: peer sessions belong to a fenced-off agent that has only the
     mailbox tools; messages enter through the gateway's `agent` method, so no
     `gateway.tools.allow` is needed at all."""
-    env = _env(settings, include_key)
-    env["OPENCLAW_GATEWAY_URL"] = settings.gateway_url or "http://127.0.0.1:18789"
-    token = settings.gateway_token.get_secret_value() if settings.gateway_token else None
-    env["OPENCLAW_GATEWAY_TOKEN"] = token if (include_key and token) else TOKEN_PLACEHOLDER
-    env["OPENCLAW_AGENT_ID"] = agent_id
+    entry = _server_entry(settings, agent_id, include_key, serve_url, serve_token)
     return {
-        "mcp": {"servers": {"mailbox": {**_command(settings), "env": env}}},
+        "mcp": {"servers": {"mailbox": entry}},
         "agents": {
             "entries": {
                 # Listing agents makes unlisted ones unknown: main stays, in its own workspace.
@@ -99,7 +132,7 @@ def claude_config(settings: BridgeSettings, *, include_key: bool = False) -> dic
     return {"mcpServers": {"mailbox": entry}}
 
 
-def systemd_unit(settings: BridgeSettings, command: str) -> str:
+def systemd_unit(settings: BridgeSettings, command: str, agent_id: str | None = None) -> str:
     """A systemd user unit running `mailbox-mcp serve` or `listen` always, restarting it.
 
     Secrets stay out of the unit: the API key is read from the state dir, the
@@ -115,7 +148,7 @@ def systemd_unit(settings: BridgeSettings, command: str) -> str:
             "MAILBOX_SERVER_URL": settings.server_url,
             "MAILBOX_STATE_DIR": str(settings.state_dir),
             "OPENCLAW_GATEWAY_URL": settings.gateway_url or "http://127.0.0.1:18789",
-            "OPENCLAW_AGENT_ID": settings.agent_id,
+            "OPENCLAW_AGENT_ID": agent_id or settings.agent_id,
         }.items()
     )
     return f"""\

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,31 @@ async def status_until(client: Client, predicate: Any, within: float = 10) -> di
             if predicate(status):
                 return status
             await anyio.sleep(0.05)
+
+
+MAILBOX_MCP = str(Path(sys.executable).parent / "mailbox-mcp")
+
+
+@contextlib.contextmanager
+def running(*args: str, env: dict[str, str], ready_url: str | None = None) -> Iterator[None]:
+    """``mailbox-mcp ARGS`` as its own process (``serve``, ``listen``), stopped on exit;
+    with ``ready_url``, once that URL answers. Its stderr must hold no traceback."""
+    process = subprocess.Popen(
+        [MAILBOX_MCP, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        if ready_url is not None:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    httpx.get(ready_url, timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(process.communicate()[1]) from None
+                    time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=20)
+        assert "Traceback" not in err, err

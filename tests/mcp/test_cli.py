@@ -23,8 +23,9 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from mailbox_mcp.policy import judge
 from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.snippets import openclaw_config, openclaw_dedicated_config
+from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import unique_name
 from tests.mcp.conftest import status_until
@@ -424,35 +425,199 @@ def test_bad_settings_exit_with_a_message_naming_the_variable(
 
 # -- config -------------------------------------------------------------------------
 
+STDIO_ARGS = ["-P", "-m", "mailbox_mcp"]
+# groups whose tools reach the owner's machine, files or other sessions
+FENCED_GROUPS = ("group:runtime", "group:fs", "group:sessions", "group:messaging")
 
-def test_config_openclaw_prints_an_mcp_server_entry_and_the_gateway_allow_list(
-    alice: Owner,
-) -> None:
-    result = alice.run("config", "openclaw", OPENCLAW_GATEWAY_TOKEN=GATEWAY_TOKEN)
+
+def printed_config(owner: Owner, *args: str, **extra_env: str) -> dict[str, Any]:
+    """`mailbox-mcp config ARGS` as JSON, checked to hold neither the key nor the gateway token."""
+    result = owner.run("config", *args, OPENCLAW_GATEWAY_TOKEN=GATEWAY_TOKEN, **extra_env)
+    assert result.returncode == 0, output(result)
+    assert owner.key not in result.stdout
+    assert GATEWAY_TOKEN not in result.stdout
+    return json.loads(result.stdout)
+
+
+def test_config_openclaw_prints_the_dedicated_setup_by_default(alice: Owner) -> None:
+    config = printed_config(alice, "openclaw")
+
+    entry = config["mcp"]["servers"]["mailbox"]
+    assert set(entry) == {"command", "args", "cwd", "env"}  # no workingDirectory: rejected
+    assert Path(entry["command"]).is_file()
+    assert entry["args"] == STDIO_ARGS
+    assert entry["cwd"] == str(alice.state_dir)
+    env = entry["env"]
+    assert env["MAILBOX_SERVER_URL"] == alice.env["MAILBOX_SERVER_URL"]
+    assert env["MAILBOX_STATE_DIR"] == str(alice.state_dir)
+    assert env["OPENCLAW_AGENT_ID"] == "mailbox"
+    assert "MAILBOX_API_KEY" not in env
+    assert BridgeSettings(**env).injection_path == "agent"
+    entries = config["agents"]["entries"]
+    assert set(entries) == {"main", "mailbox"}  # listing agents must keep main
+    peer_agent = entries["mailbox"]
+    assert peer_agent["tools"]["allow"] == ["mailbox__*"]
+    for group in FENCED_GROUPS:
+        assert group in peer_agent["tools"]["deny"]
+    assert peer_agent["workspace"] == str(alice.state_dir / "openclaw-workspace")
+    assert config["gateway"] == {"bind": "loopback"}  # the `agent` method needs no tools.allow
+
+
+def test_config_openclaw_plain_prints_the_main_agent_setup(alice: Owner) -> None:
+    config = printed_config(alice, "openclaw", "--plain")
+
+    assert set(config) == {"mcp", "gateway"}  # no agents: peer sessions stay under main
+    entry = config["mcp"]["servers"]["mailbox"]
+    assert set(entry) == {"command", "args", "cwd", "env"}
+    assert entry["args"] == STDIO_ARGS
+    env = entry["env"]
+    assert env["MAILBOX_STATE_DIR"] == str(alice.state_dir)
+    assert env["OPENCLAW_AGENT_ID"] == "main"
+    assert "MAILBOX_API_KEY" not in env
+    assert BridgeSettings(**env).injection_path == "sessions_send"
+    assert config["gateway"]["tools"]["allow"] == ["sessions_send"]
+
+
+def test_config_openclaw_dedicated_flag_still_prints_the_default(alice: Owner) -> None:
+    default, dedicated = (
+        alice.run("config", "openclaw"),
+        alice.run("config", "openclaw", "--dedicated"),
+    )
+
+    assert dedicated.returncode == 0, output(dedicated)
+    assert dedicated.stdout == default.stdout
+    assert "mailbox" in json.loads(dedicated.stdout)["agents"]["entries"]
+
+
+def test_config_help_offers_plain_and_serve_not_dedicated(alice: Owner) -> None:
+    result = alice.run("config", "--help")
 
     assert result.returncode == 0, output(result)
-    config = json.loads(result.stdout)
-    entry = config["mcp"]["servers"]["mailbox"]
-    assert {"command", "args", "env"} <= set(entry)
-    assert "workingDirectory" not in entry  # OpenClaw's schema rejects it
-    assert Path(entry["command"]).is_file()
-    assert entry["args"] == ["-P", "-m", "mailbox_mcp"]
-    assert entry["env"]["MAILBOX_SERVER_URL"] == alice.env["MAILBOX_SERVER_URL"]
-    assert entry["env"]["MAILBOX_STATE_DIR"] == str(alice.state_dir)
-    assert entry["env"]["OPENCLAW_AGENT_ID"] == "main"
-    assert config["gateway"]["tools"]["allow"] == ["sessions_send"]
-    assert alice.key not in result.stdout
-    assert "MAILBOX_API_KEY" not in entry["env"]
-    assert GATEWAY_TOKEN not in result.stdout
+    assert "--plain" in result.stdout and "--serve" in result.stdout
+    assert "--dedicated" not in result.stdout  # kept for old scripts, no longer offered
 
 
-def test_config_openclaw_with_include_key_puts_the_secrets_in_env(alice: Owner) -> None:
-    result = alice.run("config", "openclaw", "--include-key", OPENCLAW_GATEWAY_TOKEN=GATEWAY_TOKEN)
+def test_config_openclaw_fences_the_agent_openclaw_agent_id_names(alice: Owner) -> None:
+    config = printed_config(alice, "openclaw", OPENCLAW_AGENT_ID="peers")
+
+    assert set(config["agents"]["entries"]) == {"main", "peers"}
+    assert config["agents"]["entries"]["peers"]["tools"]["allow"] == ["mailbox__*"]
+    assert config["mcp"]["servers"]["mailbox"]["env"]["OPENCLAW_AGENT_ID"] == "peers"
+    # `main` is the owner's own agent: it is never the one fenced off for peers
+    config = printed_config(alice, "openclaw", OPENCLAW_AGENT_ID="main")
+    assert config["mcp"]["servers"]["mailbox"]["env"]["OPENCLAW_AGENT_ID"] == "mailbox"
+    assert "tools" not in config["agents"]["entries"]["main"]
+
+
+@pytest.mark.parametrize("flags", [[], ["--plain"]], ids=["dedicated", "plain"])
+def test_config_openclaw_with_include_key_puts_the_secrets_in_env(
+    alice: Owner, flags: list[str]
+) -> None:
+    result = alice.run(
+        "config", "openclaw", *flags, "--include-key", OPENCLAW_GATEWAY_TOKEN=GATEWAY_TOKEN
+    )
 
     assert result.returncode == 0, output(result)
     env = json.loads(result.stdout)["mcp"]["servers"]["mailbox"]["env"]
     assert env["MAILBOX_API_KEY"] == alice.key
     assert env["OPENCLAW_GATEWAY_TOKEN"] == GATEWAY_TOKEN
+    assert not (alice.state_dir / "serve_token").exists()  # only --serve needs that one
+
+
+def test_config_openclaw_serve_points_at_one_serve_process_without_secrets(
+    alice: Owner,
+) -> None:
+    config = printed_config(alice, "openclaw", "--serve")
+
+    entry = config["mcp"]["servers"]["mailbox"]
+    assert set(entry) == {"url", "transport", "headers"}  # no command, no env
+    assert entry["url"] == "http://127.0.0.1:8766/mcp"
+    assert entry["transport"] == "streamable-http"
+    [(header, value)] = entry["headers"].items()
+    assert header == "Authorization" and value.startswith("Bearer <")
+    assert str(alice.state_dir / "serve_token") in value  # says where the token is
+    assert "MAILBOX_API_KEY" not in json.dumps(config)
+    assert "OPENCLAW_GATEWAY_TOKEN" not in json.dumps(config)
+    assert not (alice.state_dir / "serve_token").exists()  # nothing made just to print
+    # the peer agent is fenced off all the same; its id goes into the serve unit
+    assert config["agents"]["entries"]["mailbox"]["tools"]["allow"] == ["mailbox__*"]
+    assert config["gateway"] == {"bind": "loopback"}
+
+
+def test_config_openclaw_serve_with_include_key_prints_the_kept_serve_token(
+    alice: Owner,
+) -> None:
+    url = "http://127.0.0.1:9999/mcp"
+    config = printed_config(alice, "openclaw", "--serve", url, "--include-key")
+
+    entry = config["mcp"]["servers"]["mailbox"]
+    assert entry["url"] == url
+    token_file = alice.state_dir / "serve_token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    assert entry["headers"] == {"Authorization": f"Bearer {token}"}
+    assert "env" not in entry  # the mailbox key stays with the serve process
+    # printed again: the same kept token, not a new one
+    assert printed_config(alice, "openclaw", "--serve", url, "--include-key") == config
+
+
+def test_config_openclaw_serve_with_include_key_prints_mailbox_serve_token(
+    alice: Owner,
+) -> None:
+    config = printed_config(
+        alice, "openclaw", "--serve", "--include-key", MAILBOX_SERVE_TOKEN="my-serve-token"
+    )
+
+    headers = config["mcp"]["servers"]["mailbox"]["headers"]
+    assert headers == {"Authorization": "Bearer my-serve-token"}
+    assert not (alice.state_dir / "serve_token").exists()
+
+
+def test_config_openclaw_plain_serve_keeps_the_sessions_send_allow_list(alice: Owner) -> None:
+    config = printed_config(alice, "openclaw", "--plain", "--serve")
+
+    assert set(config) == {"mcp", "gateway"}
+    entry = config["mcp"]["servers"]["mailbox"]
+    assert set(entry) == {"url", "transport", "headers"}
+    assert entry["url"] == "http://127.0.0.1:8766/mcp"
+    assert entry["transport"] == "streamable-http"
+    assert config["gateway"]["tools"]["allow"] == ["sessions_send"]
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/mcp", "127.0.0.1:8766", "http://127.0.0.1:abc/mcp", "http:///mcp"]
+)
+def test_config_openclaw_serve_refuses_a_url_that_is_not_one(alice: Owner, url: str) -> None:
+    result = alice.run("config", "openclaw", "--serve", url)
+
+    assert result.returncode == 2
+    assert not result.stdout
+    assert f"{url!r} is not a URL like http://127.0.0.1:8766/mcp" in result.stderr
+
+
+def test_config_openclaw_makes_the_state_dir_the_bridge_runs_in(tmp_path: Path) -> None:
+    """OpenClaw cannot start a stdio server whose cwd is missing, and then runs the
+    agent with no mailbox tools: printing the entry makes the folder (0700)."""
+    state_dir = tmp_path / "fresh" / "state"
+    result = run_cli("config", "openclaw", env=cli_env("http://127.0.0.1:9", state_dir))
+
+    assert result.returncode == 0, output(result)
+    assert json.loads(result.stdout)["mcp"]["servers"]["mailbox"]["cwd"] == str(state_dir)
+    assert state_dir.is_dir()
+    assert state_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_config_openclaw_says_so_when_the_state_dir_cannot_be_made(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    state_dir = blocker / "state"
+    env = cli_env("http://127.0.0.1:9", state_dir)
+    result = run_cli("config", "openclaw", "--serve", "--include-key", env=env)
+
+    assert result.returncode == 1
+    assert not result.stdout
+    assert f"cannot use the state dir {state_dir}" in result.stderr
 
 
 def test_config_claude_prints_an_mcp_servers_entry_without_the_key(alice: Owner) -> None:
@@ -462,100 +627,28 @@ def test_config_claude_prints_an_mcp_servers_entry_without_the_key(alice: Owner)
     config = json.loads(result.stdout)
     entry = config["mcpServers"]["mailbox"]
     assert {"command", "args", "env"} <= set(entry)
-    assert entry["args"] == ["-P", "-m", "mailbox_mcp"]
+    assert entry["args"] == STDIO_ARGS
     assert entry["env"]["MAILBOX_SERVER_URL"] == alice.env["MAILBOX_SERVER_URL"]
     assert "OPENCLAW_GATEWAY_URL" not in entry["env"]  # Claude Desktop: pull mode
     assert alice.key not in result.stdout
 
 
-# -- openclaw.example.json ------------------------------------------------------------
-
-
-def load_example() -> dict[str, Any]:
-    return json.loads(EXAMPLE.read_text(encoding="utf-8"))
-
-
-def test_openclaw_example_is_valid_json_in_openclaws_config_format() -> None:
-    example = load_example()
-
-    entry = example["mcp"]["servers"]["mailbox"]
-    assert set(entry) == {"command", "args", "env", "cwd"}
-    assert entry["command"].endswith("/.venv/bin/python")
-    assert entry["args"] == ["-P", "-m", "mailbox_mcp"]
-    env = entry["env"]
-    assert set(env) == {
-        "MAILBOX_SERVER_URL",
-        "MAILBOX_STATE_DIR",
-        "OPENCLAW_GATEWAY_URL",
-        "OPENCLAW_GATEWAY_TOKEN",
-        "OPENCLAW_AGENT_ID",
-    }
-    assert env["OPENCLAW_GATEWAY_URL"] == "http://127.0.0.1:18789"
-    assert env["OPENCLAW_AGENT_ID"] == "main"
-    assert example["gateway"]["tools"]["allow"] == ["sessions_send"]
-    assert example["gateway"]["bind"] == "loopback"
-
-
-def test_openclaw_example_settings_are_valid_for_the_bridge() -> None:
-    env = load_example()["mcp"]["servers"]["mailbox"]["env"]
-
-    settings = BridgeSettings(**env)
-
-    assert settings.push_mode
-    assert settings.session_key("bob") == "agent:main:dm:mailbox-bob"
-
-
-def test_config_openclaw_has_the_same_structure_as_the_example(tmp_path: Path) -> None:
-    example = load_example()
-    settings = BridgeSettings(
-        MAILBOX_SERVER_URL="http://127.0.0.1:8000",
-        MAILBOX_STATE_DIR=str(tmp_path),
-        OPENCLAW_GATEWAY_URL="http://127.0.0.1:18789",
-        OPENCLAW_AGENT_ID="main",
-    )
-
-    generated = openclaw_config(settings)
-
-    assert set(generated) == set(example)
-    made, shown = generated["mcp"]["servers"]["mailbox"], example["mcp"]["servers"]["mailbox"]
-    assert set(made) <= set(shown)
-    assert set(shown) == set(made)
-    assert made["args"] == shown["args"]
-    assert set(made["env"]) == set(shown["env"])
-    assert made["env"]["OPENCLAW_GATEWAY_TOKEN"] == shown["env"]["OPENCLAW_GATEWAY_TOKEN"]
-    assert generated["gateway"]["tools"] == example["gateway"]["tools"]
-
-
-def test_config_openclaw_dedicated_fences_the_peer_agent(alice: Owner, tmp_path: Path) -> None:
-    result = alice.run(
-        "config", "openclaw", "--dedicated", "--main-workspace", str(tmp_path / "main")
-    )
-    assert result.returncode == 0, output(result)
-    config = json.loads(result.stdout)
-    entries = config["agents"]["entries"]
-    assert entries["main"] == {"workspace": str(tmp_path / "main")}
-    peer_agent = entries["mailbox"]
-    assert peer_agent["tools"]["allow"] == ["mailbox__*"]
-    for group in ("group:runtime", "group:fs", "group:sessions", "group:messaging"):
-        assert group in peer_agent["tools"]["deny"]
-    assert peer_agent["workspace"] != entries["main"]["workspace"]
-    env = config["mcp"]["servers"]["mailbox"]["env"]
-    assert env["OPENCLAW_AGENT_ID"] == "mailbox"
-    assert "tools" not in config["gateway"]  # the `agent` method needs no tools.allow
-    assert BridgeSettings(**env).injection_path == "agent"
-    assert alice.key not in result.stdout
-
-
-def test_config_openclaw_dedicated_prepares_the_peer_workspace(
+def test_config_openclaw_main_workspace_goes_into_the_main_entry(
     alice: Owner, tmp_path: Path
 ) -> None:
+    config = printed_config(alice, "openclaw", "--main-workspace", str(tmp_path / "main"))
+
+    entries = config["agents"]["entries"]
+    assert entries["main"] == {"workspace": str(tmp_path / "main")}
+    assert entries["mailbox"]["workspace"] != entries["main"]["workspace"]
+
+
+def test_config_openclaw_prepares_the_peer_workspace(alice: Owner, tmp_path: Path) -> None:
     workspace = tmp_path / "peer-workspace"
     workspace.mkdir()
     (workspace / "BOOTSTRAP.md").write_text("first-run ritual")
     (workspace / "SOUL.md").write_text("the owner's own words")
-    result = alice.run(
-        "config", "openclaw", "--dedicated", "--prepare-workspace", "--workspace", str(workspace)
-    )
+    result = alice.run("config", "openclaw", "--prepare-workspace", "--workspace", str(workspace))
     assert result.returncode == 0, output(result)
     assert json.loads(result.stdout)["agents"]["entries"]["mailbox"]["workspace"] == str(workspace)
     assert not (workspace / "BOOTSTRAP.md").exists()
@@ -570,22 +663,87 @@ def test_config_openclaw_dedicated_prepares_the_peer_workspace(
     }
 
 
-def test_doctor_warns_when_peer_runs_keep_dangerous_tools(
+def test_doctor_warns_about_the_plain_setup_and_names_the_default_as_the_fix(
     alice: Owner, gateway: FakeGateway, tmp_path: Path
 ) -> None:
-    plain = tmp_path / "openclaw.json"
-    plain.write_text(json.dumps({"gateway": {"tools": {"allow": ["sessions_send"]}}}))
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(printed_config(alice, "openclaw", "--plain")))
     result = alice.run("doctor", **push_env(gateway), OPENCLAW_CONFIG_PATH=str(plain))
     assert result.returncode == 0, output(result)  # a warning, not a failure
     assert "exec" in line_of(result, "[WARN] peer agent tools")
-    assert "--dedicated" in fix_after(result, "[WARN] peer agent tools")
+    fix = fix_after(result, "[WARN] peer agent tools")
+    assert "`mailbox-mcp config openclaw --prepare-workspace`" in fix
+    assert "--dedicated" not in fix
+    assert "OPENCLAW_AGENT_ID=mailbox" in fix
 
+    # what the fix names, printed and used as openclaw.json, satisfies the doctor
     fenced = tmp_path / "fenced.json"
-    settings = BridgeSettings(MAILBOX_STATE_DIR=str(tmp_path))
-    fenced.write_text(json.dumps(openclaw_dedicated_config(settings)))
+    config = printed_config(alice, "openclaw", "--prepare-workspace")
+    fenced.write_text(json.dumps(config))
+    agent_id = config["mcp"]["servers"]["mailbox"]["env"]["OPENCLAW_AGENT_ID"]
+    assert agent_id == "mailbox"
     result = alice.run(
-        "doctor", **push_env(gateway), OPENCLAW_AGENT_ID="mailbox", OPENCLAW_CONFIG_PATH=str(fenced)
+        "doctor", **push_env(gateway), OPENCLAW_AGENT_ID=agent_id, OPENCLAW_CONFIG_PATH=str(fenced)
     )
     assert result.returncode == 0, output(result)
     assert "mailbox__*" in line_of(result, "[  ok] peer agent tools")
     assert "agent" in line_of(result, "[  ok] injection")
+    assert "WARN" not in result.stdout
+
+
+# -- openclaw.example.json ------------------------------------------------------------
+
+EXAMPLE_STATE_DIR = "/home/you/.local/state/agent-mailbox"
+
+
+def load_example() -> dict[str, Any]:
+    return json.loads(EXAMPLE.read_text(encoding="utf-8"))
+
+
+def test_openclaw_example_is_valid_json_in_openclaws_config_format() -> None:
+    example = load_example()
+
+    entry = example["mcp"]["servers"]["mailbox"]
+    assert set(entry) == {"command", "args", "env", "cwd"}
+    assert entry["command"].endswith("/.venv/bin/python")
+    assert entry["args"] == STDIO_ARGS
+    assert entry["cwd"] == EXAMPLE_STATE_DIR
+    env = entry["env"]
+    assert set(env) == {
+        "MAILBOX_SERVER_URL",
+        "MAILBOX_STATE_DIR",
+        "OPENCLAW_GATEWAY_URL",
+        "OPENCLAW_GATEWAY_TOKEN",
+        "OPENCLAW_AGENT_ID",
+    }
+    assert env["OPENCLAW_GATEWAY_URL"] == "http://127.0.0.1:18789"
+    assert env["OPENCLAW_AGENT_ID"] == "mailbox"
+    assert example["agents"]["entries"]["mailbox"]["tools"]["allow"] == ["mailbox__*"]
+    assert example["gateway"] == {"bind": "loopback"}
+
+
+def test_openclaw_example_settings_are_valid_for_the_bridge() -> None:
+    example = load_example()
+    env = example["mcp"]["servers"]["mailbox"]["env"]
+
+    settings = BridgeSettings(**env)
+
+    assert settings.push_mode
+    assert settings.session_key("bob") == "agent:mailbox:dm:mailbox-bob"
+    assert settings.injection_path == "agent"
+    assert judge(example, settings.session_agent_id).safe is True
+
+
+def test_openclaw_example_is_what_config_openclaw_prints_for_its_paths() -> None:
+    example = load_example()
+    settings = BridgeSettings(
+        MAILBOX_SERVER_URL="http://127.0.0.1:8000",
+        MAILBOX_STATE_DIR=EXAMPLE_STATE_DIR,
+        OPENCLAW_GATEWAY_URL="http://127.0.0.1:18789",
+    )
+
+    generated = openclaw_dedicated_config(settings)
+
+    # the interpreter is the only thing that differs: the example's is a placeholder path
+    generated["mcp"]["servers"]["mailbox"]["command"] = "/home/you/agent-mailbox/.venv/bin/python"
+    assert generated == example

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import httpx2
 import pytest
@@ -17,36 +17,12 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent
-from tests.mcp.conftest import bridge_env, landed, send
+from tests.mcp.conftest import MAILBOX_MCP, bridge_env, landed, running, send
 from tests.servers import ServerThread, free_port
 
 pytestmark = pytest.mark.anyio
 
-MAILBOX_MCP = str(Path(sys.executable).parent / "mailbox-mcp")
 TOKEN = "serve-test-token"
-
-
-@contextlib.contextmanager
-def running(*args: str, env: dict[str, str], ready_url: str | None = None) -> Iterator[None]:
-    process = subprocess.Popen(
-        [MAILBOX_MCP, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        if ready_url is not None:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(ready_url, timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(process.communicate()[1]) from None
-                    time.sleep(0.05)
-        yield
-    finally:
-        process.terminate()
-        _, err = process.communicate(timeout=20)
-        assert "Traceback" not in err, err
 
 
 @contextlib.asynccontextmanager
@@ -104,6 +80,27 @@ async def test_serve_makes_and_keeps_a_token_when_none_is_given(
             assert (await client.list_tools()).tools
 
 
+async def test_the_entry_config_openclaw_serve_prints_reaches_serve(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, _ = peers
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = bridge_env(mailbox, me, tmp_path, gateway)
+    printed = await anyio.run_process(
+        [MAILBOX_MCP, "config", "openclaw", "--serve", url, "--include-key"], env=env, check=False
+    )
+    assert printed.returncode == 0, printed.stderr.decode()
+    entry = json.loads(printed.stdout)["mcp"]["servers"]["mailbox"]
+    with running("serve", "--port", str(port), env=env, ready_url=url):
+        # As OpenClaw uses the entry: its url, with its headers.
+        async with httpx2.AsyncClient(headers=entry["headers"], timeout=30) as http:
+            transport = streamable_http_client(entry["url"], http_client=http)
+            async with Client(transport) as client:
+                tools = {t.name for t in (await client.list_tools()).tools}
+    assert "mailbox_send" in tools
+
+
 async def test_listen_alone_injects_messages(
     mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
 ) -> None:
@@ -142,9 +139,39 @@ def test_a_systemd_user_unit_runs_the_command_without_secrets(
     assert f"Environment=MAILBOX_STATE_DIR={tmp_path}" in unit.stdout
     assert "Restart=on-failure" in unit.stdout and "[Install]" in unit.stdout
     assert me.api_key not in unit.stdout and "gw-secret" not in unit.stdout
+    # the dedicated setup is the default: the peer sessions belong to agent `mailbox`
+    assert "Environment=OPENCLAW_AGENT_ID=mailbox" in unit.stdout.splitlines()
     # The command the unit runs exists: `python -m mailbox_mcp <command> --help` answers.
     python = exec_start.removeprefix("ExecStart=").split()[0]
     helped = subprocess.run(
         [python, "-P", "-m", "mailbox_mcp", command, "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0 and "usage" in helped.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "agent_id", "expected"),
+    [
+        ([], None, "mailbox"),
+        (["--plain"], None, "main"),
+        ([], "peers", "peers"),
+        ([], "main", "mailbox"),
+        (["--plain"], "peers", "peers"),
+    ],
+)
+def test_the_systemd_unit_names_the_agent_that_owns_the_peer_sessions(
+    tmp_path: Path, flags: list[str], agent_id: str | None, expected: str
+) -> None:
+    env = {"MAILBOX_STATE_DIR": str(tmp_path), "OPENCLAW_GATEWAY_URL": "http://127.0.0.1:18789"}
+    if agent_id is not None:
+        env["OPENCLAW_AGENT_ID"] = agent_id
+    unit = subprocess.run(
+        [MAILBOX_MCP, "config", "systemd-serve", *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unit.returncode == 0, unit.stderr
+    lines = [line for line in unit.stdout.splitlines() if "OPENCLAW_AGENT_ID" in line]
+    assert lines == [f"Environment=OPENCLAW_AGENT_ID={expected}"]

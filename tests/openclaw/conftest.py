@@ -12,6 +12,7 @@ gateway back running with the default ``gateway.tools.allow``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.openclaw.gateway import (
     OpenClawInstall,
     RealGateway,
 )
+from tests.openclaw.scripted_model import ScriptedModel
 from tests.servers import ServerThread, server_settings, sqlite_url
 
 ENABLE_VARIABLE = "MAILBOX_OPENCLAW_TESTS"
@@ -93,6 +95,40 @@ def gateway(real_gateway: RealGateway) -> Iterator[RealGateway]:
     if real_gateway.allowed_tools != DEFAULT_ALLOWED_TOOLS:
         real_gateway.set_allowed_tools(DEFAULT_ALLOWED_TOOLS)
     yield real_gateway
+
+
+# -- a gateway whose model is scripted (runs that really finish) --------------------------
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[ScriptedModel]:
+    """The scripted model of this module's ``scripted_gateway``."""
+    with ScriptedModel() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def scripted_gateway(
+    openclaw_install: OpenClawInstall,
+    model: ScriptedModel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RealGateway]:
+    """A gateway of this module's own whose only model is ``model``; it stops the
+    session's shared gateway meanwhile (one gateway at a time on the machine)."""
+    pause_session_gateway()
+    workdir = tmp_path_factory.mktemp("openclaw-scripted")
+    gateway = RealGateway(openclaw_install, workdir)
+    gateway.configure()
+    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(model.openclaw_config()))
+    try:
+        gateway.start()
+        yield gateway
+    finally:
+        gateway.close()
+
+
+def gateway_env(gateway: RealGateway) -> dict[str, str]:
+    return {"OPENCLAW_GATEWAY_URL": gateway.url, "OPENCLAW_GATEWAY_TOKEN": gateway.token}
 
 
 @pytest.fixture

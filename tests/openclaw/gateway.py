@@ -497,7 +497,13 @@ class RealGateway:
         history.inputs = pending
         return history
 
-    def rpc(self, method: str, params: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+    def rpc(
+        self,
+        method: str,
+        params: dict[str, Any],
+        timeout: float = 30,
+        scopes: Sequence[str] = ("operator.read", "operator.write"),
+    ) -> dict[str, Any]:
         """One gateway WebSocket request (after ``connect`` as an operator); its payload.
 
         Raises ``GatewayHarnessError`` when the gateway answers ``ok: false``.
@@ -526,7 +532,7 @@ class RealGateway:
                     "mode": "backend",
                 },
                 "role": "operator",
-                "scopes": ["operator.read", "operator.write"],
+                "scopes": list(scopes),
                 "caps": [],
                 "commands": [],
                 "permissions": {},

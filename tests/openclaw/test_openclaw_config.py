@@ -1,4 +1,5 @@
-"""The entry ``mailbox-mcp config openclaw`` prints is one OpenClaw itself accepts.
+"""What ``mailbox-mcp config openclaw`` prints is a patch OpenClaw itself accepts:
+the default (dedicated agent, stdio), ``--serve`` (one process, by url) and ``--plain``.
 
 Checked with OpenClaw's own validation (``openclaw config patch --dry-run``),
 which knows the schema of ``openclaw.json``: a key it does not know, such as
@@ -22,7 +23,7 @@ from tests.openclaw.gateway import RealGateway
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(420)]
 
 
-def printed_entry(tmp_path: Path, gateway: RealGateway) -> dict[str, Any]:
+def printed_entry(tmp_path: Path, gateway: RealGateway, *args: str) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MAILBOX_", "OPENCLAW_"))}
     env = {
         **base,
@@ -31,7 +32,7 @@ def printed_entry(tmp_path: Path, gateway: RealGateway) -> dict[str, Any]:
         "OPENCLAW_GATEWAY_URL": gateway.url,
     }
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "mailbox-mcp"), "config", "openclaw"],
+        [str(Path(sys.executable).parent / "mailbox-mcp"), "config", "openclaw", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -54,7 +55,7 @@ def test_the_printed_openclaw_entry_passes_openclaws_own_config_validation(
     entry = printed_entry(tmp_path, gateway)
     server = entry["mcp"]["servers"]["mailbox"]
     assert server["env"]["OPENCLAW_GATEWAY_URL"] == gateway.url
-    assert "sessions_send" in entry["gateway"]["tools"]["allow"]
+    assert entry["agents"]["entries"]["mailbox"]["tools"]["allow"] == ["mailbox__*"]
 
     result = dry_run(gateway, entry)
     assert result["ok"] is True, result
@@ -64,3 +65,16 @@ def test_the_printed_openclaw_entry_passes_openclaws_own_config_validation(
     refused = dry_run(gateway, entry)
     assert refused["ok"] is False
     assert "workingDirectory" in json.dumps(refused["errors"])
+
+
+@pytest.mark.parametrize("args", [("--serve",), ("--plain",), ("--plain", "--serve")])
+def test_the_serve_and_plain_entries_pass_it_too(
+    gateway: RealGateway, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    entry = printed_entry(tmp_path, gateway, *args)
+    server = entry["mcp"]["servers"]["mailbox"]
+    assert ("url" in server) == ("--serve" in args)
+    assert ("tools" in entry.get("gateway", {})) == ("--plain" in args)
+
+    result = dry_run(gateway, entry)
+    assert result["ok"] is True, result

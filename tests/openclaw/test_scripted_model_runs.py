@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -26,8 +25,8 @@ from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, send
-from tests.openclaw.conftest import pause_session_gateway, peer_of, requires_openclaw
-from tests.openclaw.gateway import GatewayHarnessError, OpenClawInstall, RealGateway
+from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
+from tests.openclaw.gateway import GatewayHarnessError, RealGateway
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
 from tests.servers import ServerThread
 
@@ -38,34 +37,6 @@ MAIN_SESSION = "agent:main:main"
 FORBIDDEN_TOOLS = {"exec", "write", "apply_patch", "sessions_send", "message", "gateway"}
 # Long enough for a reply-back turn to start (seen 2-5 s after the target answered).
 REPLY_BACK_WINDOW = 8.0
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def scripted_gateway(
-    openclaw_install: OpenClawInstall,
-    model: ScriptedModel,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RealGateway]:
-    pause_session_gateway()
-    workdir = tmp_path_factory.mktemp("openclaw-scripted")
-    gateway = RealGateway(openclaw_install, workdir)
-    gateway.configure()
-    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(model.openclaw_config()))
-    try:
-        gateway.start()
-        yield gateway
-    finally:
-        gateway.close()
-
-
-def gateway_env(gateway: RealGateway) -> dict[str, str]:
-    return {"OPENCLAW_GATEWAY_URL": gateway.url, "OPENCLAW_GATEWAY_TOKEN": gateway.token}
 
 
 async def wait_for(

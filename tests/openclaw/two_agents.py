@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import time
 import uuid
@@ -29,6 +28,7 @@ from mailbox_mcp.snippets import openclaw_dedicated_config
 from mailbox_mcp.workspace import prepare_peer_workspace
 from tests.helpers import Agent
 from tests.openclaw.gateway import OpenClawInstall, RealGateway
+from tests.openclaw.processes import bridge_pids
 from tests.openclaw.scripted_model import ModelRequest, ScriptedModel
 
 MAIN_SESSION = "agent:main:main"
@@ -74,17 +74,7 @@ class Side:
 
     def bridge_pids(self) -> list[int]:
         """Bridge processes OpenClaw started for this side (by their state dir)."""
-        marker = f"MAILBOX_STATE_DIR={self.state_dir}".encode()
-        found = []
-        for pid in _pids():
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in environ and b"mailbox_mcp" in cmdline:
-                found.append(pid)
-        return found
+        return bridge_pids(self.state_dir)
 
 
 def send_call(to: str, content: str, **fields: Any) -> dict[str, Any]:
@@ -96,45 +86,6 @@ def envelope_session_id(request: ModelRequest) -> str | None:
     """The session id in the last envelope a request carries."""
     found = _SESSION_ID.findall(request.text())
     return found[-1] if found else None
-
-
-def _pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for pid in _pids():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(pid)
-    return children
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants."""
-    children = _children()
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo.extend(children.get(current, []))
-    return out
-
-
-def rss_bytes(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
 
 
 def gateway_pid(gateway: RealGateway) -> int:

@@ -1,0 +1,64 @@
+"""The processes behind a gateway: which bridges run, and how much memory a tree uses.
+
+Read from /proc, so that a test sees what OpenClaw really started (it starts stdio
+MCP servers itself, lazily, one per session) rather than what it reports.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def bridge_pids(state_dir: Path) -> list[int]:
+    """Bridge processes running with ``MAILBOX_STATE_DIR=state_dir``."""
+    marker = f"MAILBOX_STATE_DIR={state_dir}".encode()
+    found = []
+    for pid in _pids():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in environ and b"mailbox_mcp" in cmdline:
+            found.append(pid)
+    return sorted(found)
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(pid)
+    return children
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    children = _children()
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
