@@ -24,6 +24,7 @@ from .election import ListenerLock
 from .errors import ConfigError, MailboxAPIError
 from .gateway import GatewayClient
 from .listener import Listener
+from .run_watch import RunWatcher
 from .settings import BridgeSettings
 from .state import DeliveredLog
 
@@ -45,6 +46,7 @@ class Bridge:
         self.identity: Identity | None = None
         self.listener: Listener | None = None
         self.injector: Injector | None = None
+        self.runs: RunWatcher | None = None
         self.gateway: GatewayClient | None = None
         self.startup_error: str | None = None
         self.election: ListenerLock | None = None
@@ -96,7 +98,8 @@ class Bridge:
             settings.gateway_url, token, settings.session_agent_id, __version__
         )
         store = DeliveredLog(settings.state_dir, identity.agent_id)
-        self.injector = Injector(settings, self.gateway, store, e2e=self.e2e)
+        self.runs = RunWatcher(self.gateway, settings.state_dir, identity.agent_id)
+        self.injector = Injector(settings, self.gateway, store, e2e=self.e2e, runs=self.runs)
         self.listener = Listener(
             self.api.ws_url,
             self.api_key or "",
@@ -105,7 +108,10 @@ class Bridge:
             backoff=Backoff(settings.retry_initial_seconds, settings.retry_max_seconds),
         )
         try:
-            await self.listener.run()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self.runs.run)
+                await self.listener.run()
+                tasks.cancel_scope.cancel()
         finally:
             store.close()
 

@@ -19,6 +19,7 @@ from .backoff import Backoff
 from .e2e import EndToEnd
 from .e2e import render as render_message
 from .gateway import GatewayClient, GatewayError
+from .run_watch import RunWatcher
 from .settings import BridgeSettings
 from .state import DeliveredLog
 
@@ -42,6 +43,7 @@ class Injector:
     log_store: DeliveredLog
     status: DeliveryStatus = field(default_factory=DeliveryStatus)
     e2e: EndToEnd | None = None
+    runs: RunWatcher | None = None  # told each run a message started, to report failures
 
     async def render(self, message: dict[str, Any]) -> str:
         """The text the agent sees: the message inside the untrusted-message envelope.
@@ -67,9 +69,11 @@ class Injector:
                     # A fenced-off peer agent may not use session tools, so HTTP
                     # sessions_send (which runs under its policy) is refused: the
                     # gateway's own `agent` method injects the same text instead.
-                    await self.gateway.inject_via_agent(session_key, text, message["message_id"])
+                    run_id = await self.gateway.inject_via_agent(
+                        session_key, text, message["message_id"]
+                    )
                 else:
-                    await self.gateway.inject(session_key, text)
+                    run_id = await self.gateway.inject(session_key, text)
                 break
             except GatewayError as exc:
                 self._note_failure(exc)
@@ -83,6 +87,8 @@ class Injector:
                 )
                 await anyio.sleep(delay)
         self.log_store.mark_delivered(message["message_id"], int(message["seq"]))
+        if self.runs is not None:
+            self.runs.watch(session_key, run_id)
         self.status.delivered += 1
         self.status.last_delivered_at = time.time()
         self.status.retrying_since = None

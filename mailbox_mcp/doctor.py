@@ -11,6 +11,7 @@ from .errors import MailboxAPIError, ServerUnreachable
 from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
 from .policy import FIX as POLICY_FIX
 from .policy import inspect_policy, openclaw_config_path
+from .run_watch import load_failure
 from .settings import BridgeSettings
 
 
@@ -58,6 +59,9 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
                 checks.append(Check("api key", True, f"valid, agent {me['name']} ({source})"))
                 if settings.push_mode:
                     checks.append(listener_check(settings, me["agent_id"]))
+                    run_failure = run_failure_check(settings, me["agent_id"])
+                    if run_failure is not None:
+                        checks.append(run_failure)
             except ServerUnreachable as exc:
                 checks.append(
                     Check(
@@ -182,6 +186,14 @@ def _gateway_checks(url: str, result: GatewayCheck) -> list[Check]:
         None if result.reachable else result.reachable_fix,
     )
     return [reachable, token, send]
+
+
+def run_failure_check(settings: BridgeSettings, agent_id: str) -> Check | None:
+    """The last run an injected message started that failed, as the listener saw it."""
+    failure = load_failure(settings.state_dir, agent_id)
+    if failure is None:
+        return None
+    return Check("agent runs", None, failure.describe(), failure.fix, warning=True)
 
 
 def listener_check(settings: BridgeSettings, agent_id: str) -> Check:

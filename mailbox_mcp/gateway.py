@@ -252,10 +252,10 @@ class GatewayClient:
 
     # -- injection -------------------------------------------------------------
 
-    async def inject(self, session_key: str, text: str) -> None:
+    async def inject(self, session_key: str, text: str) -> str | None:
         """Inject ``text`` into ``session_key`` with ``sessions_send`` over HTTP.
 
-        Returns only when the gateway accepted the message. If the gateway lost
+        Returns the run's id, only when the gateway accepted the message. If the gateway lost
         the session (a restart), it is created again and the send retried once.
         Raises ``GatewayError``.
         """
@@ -271,13 +271,16 @@ class GatewayClient:
             await self.ensure_session(session_key, label)
             run_id = await self._sessions_send(session_key, text)
         logger.debug("injected into %s (run %s)", session_key, run_id)
+        return run_id
 
-    async def inject_via_agent(self, session_key: str, text: str, idempotency_key: str) -> None:
+    async def inject_via_agent(
+        self, session_key: str, text: str, idempotency_key: str
+    ) -> str | None:
         """Inject ``text`` through the WebSocket ``agent`` method.
 
         For a per-peer agent whose tool policy denies session tools; the input
         carries the same inter-session provenance as ``sessions_send``. Returns
-        when the gateway accepted the run. Raises ``GatewayError``.
+        the run's id when the gateway accepted the run. Raises ``GatewayError``.
         """
         label = self._label_for(session_key)
         agent_request = (
@@ -314,8 +317,17 @@ class GatewayClient:
                     f"the gateway did not accept the run in {session_key}: {status}",
                     status=status,
                 )
-            logger.debug("injected into %s via agent (run %s)", session_key, payload.get("runId"))
-            return
+            run_id = payload.get("runId")
+            logger.debug("injected into %s via agent (run %s)", session_key, run_id)
+            return run_id if isinstance(run_id, str) else None
+        return None  # unreachable: the second attempt returns or raises
+
+    async def wait_for_run(self, run_id: str, timeout_ms: int) -> dict[str, Any]:
+        """``agent.wait``: the run's outcome (``status`` ok or error, with ``error``), or
+        ``timeout``/``pending`` while it is still queued or running. Raises ``GatewayError``."""
+        request = ("agent.wait", {"runId": run_id, "timeoutMs": timeout_ms})
+        [payload] = await self._ws_calls([request])
+        return payload
 
     # -- doctor ------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ async def status(bridge: Bridge) -> StatusResult:
     reason = None
     listening = None
     delivered = 0
+    run_failure = None
     if settings.push_mode:
         election = bridge.election
         if election is not None and not election.held:
@@ -51,6 +52,9 @@ async def status(bridge: Bridge) -> StatusResult:
                     f"{bridge.injector.status.last_error}"
                 )
                 fix = bridge.injector.status.last_fix
+        failure = bridge.runs.last_failure if bridge.runs is not None else None
+        if failure is not None:
+            run_failure = f"{failure.describe()}; fix: {failure.fix}"
     return StatusResult(
         agent_name=name,
         server_url=settings.server_url,
@@ -64,4 +68,5 @@ async def status(bridge: Bridge) -> StatusResult:
         fix=fix,
         gateway_url=settings.gateway_url,
         injection=settings.injection_path if settings.push_mode else None,
+        last_run_failure=run_failure,
     )

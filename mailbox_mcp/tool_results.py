@@ -101,3 +101,8 @@ class StatusResult(BaseModel):
     injection: str | None = Field(
         description="How messages enter OpenClaw: sessions_send (HTTP) or agent (gateway WebSocket)"
     )
+    last_run_failure: str | None = Field(
+        default=None,
+        description="The last OpenClaw run an injected message started that failed before the "
+        "agent read it (cleared by a later run that succeeds), with its fix",
+    )

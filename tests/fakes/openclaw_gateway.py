@@ -31,6 +31,8 @@ Knobs for fault injection (all safe to call from the test's thread):
   than ``accepted`` for the next ``n`` ``sessions_send`` calls;
 - ``fail_next_ws(n, code=..., message=...)`` — ``ok: false`` for the next
   ``n`` WebSocket requests after ``connect``;
+- ``run_error`` — set to an error text to make every run started from now on
+  fail (``agent.wait`` answers ``status: "error"`` with it), ``None`` to succeed;
 - ``delay_seconds`` — answer every request that late;
 - ``send_challenge`` — set to ``False`` to never send ``connect.challenge``;
 - ``forget_sessions()`` — a gateway restart: every created session vanishes;
@@ -39,8 +41,9 @@ Knobs for fault injection (all safe to call from the test's thread):
 
 Records: ``injections`` (``Injection`` objects), ``invoke_bodies``,
 ``connect_params``, ``ws_requests``, ``sessions``, ``sessions_create_calls``;
-``wait_for_injections(n, timeout)`` and ``await_injections(n, timeout)``
-block on a condition variable until they are there, or raise ``TimeoutError``.
+``wait_for_injections(n, timeout)``, ``await_injections(n, timeout)`` and
+``await_ws_request(method, timeout)`` block on a condition variable until they
+are there, or raise ``TimeoutError``.
 
 Usage::
 
@@ -133,6 +136,7 @@ class FakeGateway:
             DEFAULT_ALLOWED_TOOLS if allowed_tools is None else allowed_tools
         )
         self.known_agent_ids = known_agent_ids
+        self.run_error: str | None = None
         self.delay_seconds: float = 0.0
         self.send_challenge = True
         self.host = host
@@ -145,6 +149,7 @@ class FakeGateway:
         self._connect_params: list[dict[str, Any]] = []
         self._ws_requests: list[dict[str, Any]] = []
         self._sessions_create_calls = 0
+        self._runs: dict[str, dict[str, Any]] = {}  # run id -> what agent.wait answers
         self._http_faults: _Fault | None = None
         self._send_faults: _Fault | None = None
         self._ws_faults: _Fault | None = None
@@ -335,6 +340,24 @@ class FakeGateway:
             functools.partial(self.wait_for_injections, n, timeout), abandon_on_cancel=True
         )
 
+    async def await_ws_request(
+        self,
+        method: str,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """Wait until a WebSocket request for ``method`` came in; return the first one."""
+
+        def wait() -> dict[str, Any]:
+            with self._cond:
+                found = self._cond.wait_for(
+                    lambda: [r for r in self._ws_requests if r.get("method") == method], timeout
+                )
+                if not found:
+                    raise TimeoutError(f"fake gateway: no {method} request within {timeout} s")
+                return found[0]
+
+        return await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
+
     # -- internals: shared ---------------------------------------------------
 
     def _take(self, name: Literal["_http_faults", "_send_faults", "_ws_faults"]) -> _Fault | None:
@@ -460,6 +483,7 @@ class FakeGateway:
                 timeout_seconds=timeout,
             )
         )
+        self._start_run(run_id)
         return {
             "runId": run_id,
             "status": "accepted",
@@ -580,6 +604,8 @@ class FakeGateway:
                 payload, error = self._sessions_create(params)
             elif method == "agent":
                 payload, error = self._agent(params)
+            elif method == "agent.wait":
+                payload, error = self._agent_wait(params)
             else:
                 payload, error = None, ("INVALID_REQUEST", f"unknown method: {method}")
             await _send_res(ws, frame.get("id"), payload=payload, error=error)
@@ -630,7 +656,29 @@ class FakeGateway:
                 input_provenance=provenance if isinstance(provenance, dict) else None,
             )
         )
-        return {"runId": str(uuid.uuid4()), "status": "accepted"}, None
+        run_id = str(uuid.uuid4())
+        self._start_run(run_id)
+        return {"runId": run_id, "status": "accepted"}, None
+
+    def _start_run(self, run_id: str) -> None:
+        """The run's outcome is fixed when it starts (the real one ends within seconds)."""
+        now = int(time.time() * 1000)
+        outcome: dict[str, Any] = {"runId": run_id, "status": "ok"}
+        if self.run_error is not None:
+            outcome = {**outcome, "status": "error", "error": self.run_error}
+        with self._cond:
+            self._runs[run_id] = {**outcome, "startedAt": now, "endedAt": now}
+
+    def _agent_wait(
+        self, params: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+        run_id = params.get("runId")
+        if not isinstance(run_id, str) or not run_id:
+            return None, ("INVALID_REQUEST", "runId required")
+        with self._cond:
+            outcome = self._runs.get(run_id)
+        # an unknown run answers like one that did not end within timeoutMs
+        return outcome or {"runId": run_id, "status": "timeout"}, None
 
 
 def _http_error(

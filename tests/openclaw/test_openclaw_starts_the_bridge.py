@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ from mailbox_mcp.election import ListenerLock
 from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.helpers import Agent
-from tests.mcp.conftest import bridge_env, running
+from tests.mcp.conftest import MAILBOX_MCP, bridge_env, running
 from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
 from tests.openclaw.processes import bridge_pids, tree
@@ -243,3 +244,48 @@ def test_openclaw_reaches_one_serve_process_through_url_and_headers(
         assert me_sent["session_id"] in str(gateway.history(key).texts)
         main = gateway.history(MAIN_SESSION)
         assert not any(line in text for text in main.texts), main.texts
+
+
+def test_a_run_that_fails_before_the_model_is_reported_by_doctor(
+    scripted_gateway: RealGateway,
+    model: ScriptedModel,
+    mailbox: ServerThread,
+    me: Agent,
+    tmp_path: Path,
+) -> None:
+    """The gateway accepts the message, then the run fails before the model is called
+    (here: an allow list that matches no tool). The listener asks OpenClaw for the
+    run's outcome (``agent.wait``) and ``doctor`` shows the failure with its fix."""
+    gateway = scripted_gateway
+    peer = peer_of(mailbox, me, "peer")
+    key = peer_session(peer)
+    token = f"serve-{uuid.uuid4().hex}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = bridge_env(
+        mailbox,
+        me,
+        tmp_path / "serve-state",
+        OPENCLAW_AGENT_ID=PEER_AGENT,
+        MAILBOX_SERVE_TOKEN=token,
+        **gateway_env(gateway),
+    )
+    configure(gateway, env, tmp_path, serve_url=url, serve_token=token)
+    allow = {"agents": {"entries": {PEER_AGENT: {"tools": {"allow": ["elsewhere__*"]}}}}}
+    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(allow))
+    before = len(model.requests)
+    process_env = {**os.environ, **env}
+    with running("serve", "--port", str(port), env=process_env, ready_url=url):
+        peer.send(me, f"unread-{uuid.uuid4().hex[:6]}", subject="hi")
+
+        def reported() -> str | None:
+            done = subprocess.run(
+                [MAILBOX_MCP, "doctor"], env=process_env, capture_output=True, text=True
+            )
+            return done.stdout if "[WARN] agent runs" in done.stdout else None
+
+        report = wait_until(reported, 90, "doctor to report the failed run", every=1)
+    assert f"the run in {key} failed" in report, report
+    assert "No callable tools remain" in report, report
+    assert "fix: the agent's tools.allow matches no tool" in report, report
+    assert not [r for r in model.requests[before:] if r.session == key]  # never reached it
