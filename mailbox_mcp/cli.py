@@ -201,9 +201,24 @@ def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
             settings, include_key=args.include_key, serve_url=args.serve, serve_token=token
         )
     else:
+        if args.workspace and args.main_workspace:
+            if Path(args.workspace).resolve() == Path(args.main_workspace).resolve():
+                print(
+                    "mailbox-mcp: the peer agent needs a workspace of its own, "
+                    "not the main agent's (--workspace)",
+                    file=sys.stderr,
+                )
+                return 2
         if args.prepare_workspace:
+            # Before the agent's first run, or OpenClaw seeds BOOTSTRAP.md, a first-run
+            # ritual its first peer message would walk into. Never over the owner's files.
             folder = Path(args.workspace or settings.state_dir / "openclaw-workspace")
-            for path in prepare_peer_workspace(folder):
+            try:
+                changed = prepare_peer_workspace(folder)
+            except OSError as exc:
+                print(f"mailbox-mcp: cannot prepare the workspace {folder}: {exc}", file=sys.stderr)
+                return 1
+            for path in changed:
                 verb = "removed" if path.name == "BOOTSTRAP.md" else "wrote"
                 print(f"mailbox-mcp: {verb} {path}", file=sys.stderr)
         config = openclaw_dedicated_config(
@@ -295,8 +310,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--main-workspace", help="openclaw: the main agent's existing workspace")
     p.add_argument(
         "--prepare-workspace",
-        action="store_true",
-        help="openclaw: write the peer agent's role files (keeps OpenClaw's BOOTSTRAP.md out)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="openclaw: write the peer agent's role files where missing, which keeps "
+        "OpenClaw's first-run BOOTSTRAP.md out (default: yes)",
     )
     p.add_argument(
         "--include-key",

@@ -19,8 +19,8 @@ from typing import Any
 DANGEROUS = ("exec", "write", "sessions_send")
 DANGEROUS_GROUPS = ("group:runtime", "group:fs", "group:sessions")
 FIX = (
-    "give peer sessions a fenced-off agent: `mailbox-mcp config openclaw "
-    "--prepare-workspace` (the default setup, not --plain), merge its agents.entries "
+    "give peer sessions a fenced-off agent: `mailbox-mcp config openclaw` "
+    "(the default setup, not --plain), merge its agents.entries "
     "into openclaw.json, and set OPENCLAW_AGENT_ID=mailbox for the bridge"
 )
 

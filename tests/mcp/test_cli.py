@@ -648,7 +648,7 @@ def test_config_openclaw_prepares_the_peer_workspace(alice: Owner, tmp_path: Pat
     workspace.mkdir()
     (workspace / "BOOTSTRAP.md").write_text("first-run ritual")
     (workspace / "SOUL.md").write_text("the owner's own words")
-    result = alice.run("config", "openclaw", "--prepare-workspace", "--workspace", str(workspace))
+    result = alice.run("config", "openclaw", "--workspace", str(workspace))  # by default
     assert result.returncode == 0, output(result)
     assert json.loads(result.stdout)["agents"]["entries"]["mailbox"]["workspace"] == str(workspace)
     assert not (workspace / "BOOTSTRAP.md").exists()
@@ -663,6 +663,43 @@ def test_config_openclaw_prepares_the_peer_workspace(alice: Owner, tmp_path: Pat
     }
 
 
+def test_config_openclaw_prepares_the_default_workspace_unless_told_not_to(
+    alice: Owner,
+) -> None:
+    skipped = alice.run("config", "openclaw", "--no-prepare-workspace")
+    assert skipped.returncode == 0, output(skipped)
+    workspace = alice.state_dir / "openclaw-workspace"
+    assert not workspace.exists()
+
+    prepared = alice.run("config", "openclaw")
+    assert prepared.returncode == 0, output(prepared)
+    assert json.loads(prepared.stdout)["agents"]["entries"]["mailbox"]["workspace"] == str(
+        workspace
+    )
+    assert sorted(p.name for p in workspace.iterdir()) == [
+        "AGENTS.md",
+        "IDENTITY.md",
+        "SOUL.md",
+        "USER.md",
+    ]
+    assert f"mailbox-mcp: wrote {workspace / 'AGENTS.md'}" in prepared.stderr
+
+
+def test_config_openclaw_refuses_main_workspace_as_the_peer_agents(
+    alice: Owner, tmp_path: Path
+) -> None:
+    main = tmp_path / "main"
+    main.mkdir()
+    (main / "BOOTSTRAP.md").write_text("main's own")
+    result = alice.run(
+        "config", "openclaw", "--workspace", str(main), "--main-workspace", f"{main}/"
+    )
+    assert result.returncode == 2
+    assert "a workspace of its own" in result.stderr
+    assert not result.stdout
+    assert [p.name for p in main.iterdir()] == ["BOOTSTRAP.md"]  # untouched
+
+
 def test_doctor_warns_about_the_plain_setup_and_names_the_default_as_the_fix(
     alice: Owner, gateway: FakeGateway, tmp_path: Path
 ) -> None:
@@ -672,13 +709,13 @@ def test_doctor_warns_about_the_plain_setup_and_names_the_default_as_the_fix(
     assert result.returncode == 0, output(result)  # a warning, not a failure
     assert "exec" in line_of(result, "[WARN] peer agent tools")
     fix = fix_after(result, "[WARN] peer agent tools")
-    assert "`mailbox-mcp config openclaw --prepare-workspace`" in fix
+    assert "`mailbox-mcp config openclaw`" in fix
     assert "--dedicated" not in fix
     assert "OPENCLAW_AGENT_ID=mailbox" in fix
 
     # what the fix names, printed and used as openclaw.json, satisfies the doctor
     fenced = tmp_path / "fenced.json"
-    config = printed_config(alice, "openclaw", "--prepare-workspace")
+    config = printed_config(alice, "openclaw")
     fenced.write_text(json.dumps(config))
     agent_id = config["mcp"]["servers"]["mailbox"]["env"]["OPENCLAW_AGENT_ID"]
     assert agent_id == "mailbox"
