@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def bridge_pids(state_dir: Path) -> list[int]:
-    """Bridge processes running with ``MAILBOX_STATE_DIR=state_dir``."""
+    """Stdio bridge processes running with ``MAILBOX_STATE_DIR=state_dir`` (not a
+    ``mailbox-mcp serve`` or ``listen`` sharing that state dir)."""
     marker = f"MAILBOX_STATE_DIR={state_dir}".encode()
     found = []
     for pid in _pids():
@@ -20,7 +21,8 @@ def bridge_pids(state_dir: Path) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if marker in environ and b"mailbox_mcp" in cmdline:
+        always_on = {b"serve", b"listen"} & set(cmdline.split(b"\0"))
+        if marker in environ and b"mailbox_mcp" in cmdline and not always_on:
             found.append(pid)
     return sorted(found)
 
