@@ -25,6 +25,7 @@ from .api import MailboxAPI
 from .doctor import run_doctor
 from .errors import ConfigError, MailboxAPIError
 from .keys_cli import add_keys_parser, run_keys
+from .openclaw_home import main_workspace as openclaw_main_workspace
 from .serve_auth import serve_token
 from .settings import BridgeSettings
 from .snippets import (
@@ -201,37 +202,60 @@ def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
             settings, include_key=args.include_key, serve_url=args.serve, serve_token=token
         )
     else:
-        if args.workspace and args.main_workspace:
-            if Path(args.workspace).resolve() == Path(args.main_workspace).resolve():
-                print(
-                    "mailbox-mcp: the peer agent needs a workspace of its own, "
-                    "not the main agent's (--workspace)",
-                    file=sys.stderr,
-                )
-                return 2
-        if args.prepare_workspace:
-            # Before the agent's first run, or OpenClaw seeds BOOTSTRAP.md, a first-run
-            # ritual its first peer message would walk into. Never over the owner's files.
-            folder = Path(args.workspace or settings.state_dir / "openclaw-workspace")
-            try:
-                changed = prepare_peer_workspace(folder)
-            except OSError as exc:
-                print(f"mailbox-mcp: cannot prepare the workspace {folder}: {exc}", file=sys.stderr)
-                return 1
-            for path in changed:
-                verb = "removed" if path.name == "BOOTSTRAP.md" else "wrote"
-                print(f"mailbox-mcp: {verb} {path}", file=sys.stderr)
+        workspaces = _workspaces(settings, args)
+        if isinstance(workspaces, int):
+            return workspaces
+        workspace, main_workspace = workspaces
         config = openclaw_dedicated_config(
             settings,
             include_key=args.include_key,
             agent_id=_peer_agent_id(settings),
-            workspace=args.workspace,
-            main_workspace=args.main_workspace,
+            workspace=workspace,
+            main_workspace=main_workspace,
             serve_url=args.serve,
             serve_token=token,
         )
     print(json.dumps(config, indent=2))
     return 0
+
+
+def _workspaces(settings: BridgeSettings, args: argparse.Namespace) -> tuple[str, str] | int:
+    """The peer agent's workspace (prepared unless told not to) and main's; or an exit code."""
+    main_workspace = args.main_workspace
+    if main_workspace is None:
+        # Listing agents gives an unpinned `main` another folder: pin the one it has.
+        found = openclaw_main_workspace()
+        main_workspace = found.path
+        print(
+            f"mailbox-mcp: main keeps its workspace {found.path} ({found.source}); "
+            "--main-workspace to name another",
+            file=sys.stderr,
+        )
+    workspace = args.workspace or str(settings.state_dir / "openclaw-workspace")
+    if _same_folder(workspace, main_workspace):
+        print(
+            "mailbox-mcp: the peer agent needs a workspace of its own, "
+            f"not the main agent's ({main_workspace}): pass --workspace",
+            file=sys.stderr,
+        )
+        return 2
+    if args.prepare_workspace:
+        # Before the agent's first run, or OpenClaw seeds BOOTSTRAP.md, a first-run
+        # ritual its first peer message would walk into. Never over the owner's files.
+        folder = Path(workspace)
+        try:
+            changed = prepare_peer_workspace(folder)
+        except OSError as exc:
+            print(f"mailbox-mcp: cannot prepare the workspace {folder}: {exc}", file=sys.stderr)
+            return 1
+        for path in changed:
+            verb = "removed" if path.name == "BOOTSTRAP.md" else "wrote"
+            print(f"mailbox-mcp: {verb} {path}", file=sys.stderr)
+    return workspace, main_workspace
+
+
+def _same_folder(one: str, other: str) -> bool:
+    return Path(one).expanduser().resolve() == Path(other).expanduser().resolve()
 
 
 def _serve_url(value: str) -> str:
@@ -307,7 +331,10 @@ def _parser() -> argparse.ArgumentParser:
         "instead of a stdio bridge per session",
     )
     p.add_argument("--workspace", help="openclaw: the peer agent's own workspace folder")
-    p.add_argument("--main-workspace", help="openclaw: the main agent's existing workspace")
+    p.add_argument(
+        "--main-workspace",
+        help="openclaw: the main agent's existing workspace (default: read from openclaw.json)",
+    )
     p.add_argument(
         "--prepare-workspace",
         action=argparse.BooleanOptionalAction,

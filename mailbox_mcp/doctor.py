@@ -9,8 +9,9 @@ from .api import MailboxAPI
 from .election import ListenerLock
 from .errors import MailboxAPIError, ServerUnreachable
 from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
+from .openclaw_home import config_path
 from .policy import FIX as POLICY_FIX
-from .policy import inspect_policy, openclaw_config_path
+from .policy import inspect_policy
 from .run_watch import load_failure
 from .settings import BridgeSettings
 
@@ -140,7 +141,7 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
 
 def peer_policy_check(settings: BridgeSettings) -> Check:
     """Warn (not fail) when runs started by peers' messages keep dangerous tools."""
-    finding = inspect_policy(openclaw_config_path(), settings.session_agent_id)
+    finding = inspect_policy(config_path(), settings.session_agent_id)
     if finding.safe is None:
         return Check("peer agent tools", None, f"not checked: {finding.detail}")
     if finding.safe:

@@ -10,11 +10,11 @@ which is then reported as unreadable rather than guessed at).
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .openclaw_home import read_config
 
 DANGEROUS = ("exec", "write", "sessions_send")
 DANGEROUS_GROUPS = ("group:runtime", "group:fs", "group:sessions")
@@ -31,16 +31,9 @@ class PolicyFinding:
     detail: str
 
 
-def openclaw_config_path() -> Path:
-    if explicit := os.environ.get("OPENCLAW_CONFIG_PATH"):
-        return Path(explicit)
-    state = os.environ.get("OPENCLAW_STATE_DIR") or str(Path.home() / ".openclaw")
-    return Path(state) / "openclaw.json"
-
-
 def inspect_policy(config_path: Path, agent_id: str) -> PolicyFinding:
     try:
-        config = json.loads(config_path.read_text())
+        config = read_config(config_path)
     except FileNotFoundError:
         return PolicyFinding(None, f"no {config_path} (set OPENCLAW_CONFIG_PATH to check it)")
     except (OSError, ValueError) as exc:

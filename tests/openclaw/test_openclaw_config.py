@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.openclaw.conftest import requires_openclaw
-from tests.openclaw.gateway import RealGateway
+from tests.openclaw.gateway import OpenClawInstall, RealGateway
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(420)]
 
@@ -78,3 +78,40 @@ def test_the_serve_and_plain_entries_pass_it_too(
 
     result = dry_run(gateway, entry)
     assert result["ok"] is True, result
+
+
+@pytest.mark.parametrize(
+    "agents",
+    [
+        None,  # a fresh OpenClaw: its default workspace under the state dir
+        {"defaults": {"workspace": "WS/root"}},
+        {"defaults": {"workspace": "WS/root"}, "entries": {"main": {}, "other": {}}},
+    ],
+    ids=["default", "defaults-workspace", "roster"],
+)
+def test_the_printed_main_workspace_is_the_one_openclaw_gives_main(
+    openclaw_install: OpenClawInstall, tmp_path: Path, agents: dict[str, Any] | None
+) -> None:
+    """Listing agents (as the printed patch does) gives an unpinned ``main`` another
+    folder, so the patch pins main's: the one OpenClaw itself reports now."""
+    config_only = RealGateway(openclaw_install, tmp_path / "openclaw")  # never started
+    config_only.configure()
+    if agents is not None:
+        patch = json.loads(json.dumps({"agents": agents}).replace("WS/", f"{tmp_path}/"))
+        config_only.cli("config", "patch", "--stdin", stdin=json.dumps(patch))
+    listed = config_only.cli("agents", "list", "--json")
+    [main] = [a for a in json.loads(listed[listed.index("[") :]) if a["id"] == "main"]
+
+    env = {k: v for k, v in config_only.env().items() if not k.startswith("MAILBOX_")}
+    env["MAILBOX_STATE_DIR"] = str(tmp_path / "bridge-state")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mailbox-mcp"), "config", "openclaw"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    printed = json.loads(done.stdout)["agents"]["entries"]["main"]["workspace"]
+    assert printed == main["workspace"], done.stderr
+    assert f"main keeps its workspace {printed}" in done.stderr
