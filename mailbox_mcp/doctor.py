@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from . import __version__
 from .api import MailboxAPI
 from .election import ListenerLock
 from .errors import MailboxAPIError, ServerUnreachable
 from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
-from .openclaw_home import config_path
+from .openclaw_home import bridge_env, config_path, read_config
 from .policy import FIX as POLICY_FIX
 from .policy import inspect_policy
 from .run_watch import load_failure
@@ -212,7 +215,33 @@ def listener_check(settings: BridgeSettings, agent_id: str) -> Check:
     return Check("listener", True, f"bridge process pid {holder or '?'} holds the listener")
 
 
+def as_openclaw_starts_it(settings: BridgeSettings) -> tuple[BridgeSettings, str | None]:
+    """The bridge's settings as OpenClaw starts it: what the owner's shell leaves unset
+    (the agent id, the gateway token, ...) comes from `mcp.servers.mailbox.env` in
+    openclaw.json, so that doctor checks the setup the gateway really runs. Returns the
+    settings and a line naming what was taken from where (never the values)."""
+    path = config_path()
+    try:
+        entry_env = bridge_env(read_config(path))
+    except (OSError, ValueError):
+        return settings, None
+    aliases = {field.alias for field in BridgeSettings.model_fields.values() if field.alias}
+    taken = {
+        key: value for key, value in entry_env.items() if key in aliases and key not in os.environ
+    }
+    if not taken:
+        return settings, None
+    try:
+        adopted = BridgeSettings(**taken)
+    except ValidationError as exc:
+        return settings, f"not using {path}'s mcp.servers.mailbox.env: {exc.error_count()} invalid"
+    return adopted, f"from {path} (mcp.servers.mailbox.env): {', '.join(sorted(taken))}"
+
+
 async def run_doctor(settings: BridgeSettings) -> int:
+    settings, adopted = as_openclaw_starts_it(settings)
+    if adopted:
+        print(f"[info] settings {adopted}")
     checks = await collect_checks(settings)
     failed = False
     for check in checks:

@@ -77,3 +77,14 @@ def _dict(value: object) -> dict[str, Any]:
 
 def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def bridge_env(config: dict[str, Any], server: str = "mailbox") -> dict[str, str]:
+    """The environment OpenClaw starts the stdio bridge with (`mcp.servers.<server>.env`),
+    without the placeholders `config openclaw` prints for secrets left out."""
+    entry = _dict(_dict(_dict(config.get("mcp")).get("servers")).get(server))
+    return {
+        key: value
+        for key, value in _dict(entry.get("env")).items()
+        if isinstance(value, str) and value.strip() and not value.startswith("<")
+    }

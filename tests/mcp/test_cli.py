@@ -95,7 +95,13 @@ class Owner:
 
 
 def cli_env(server_url: str, state_dir: Path, **extra: str) -> dict[str, str]:
-    return {"MAILBOX_SERVER_URL": server_url, "MAILBOX_STATE_DIR": str(state_dir), **extra}
+    return {
+        "MAILBOX_SERVER_URL": server_url,
+        "MAILBOX_STATE_DIR": str(state_dir),
+        # never the machine's own ~/.openclaw/openclaw.json (doctor and config read it)
+        "OPENCLAW_CONFIG_PATH": str(state_dir.parent / "no-openclaw.json"),
+        **extra,
+    }
 
 
 def register_owner(server: ServerThread, state_dir: Path, prefix: str = "cli") -> Owner:
@@ -726,6 +732,32 @@ def test_doctor_warns_about_the_plain_setup_and_names_the_default_as_the_fix(
     assert "mailbox__*" in line_of(result, "[  ok] peer agent tools")
     assert "agent" in line_of(result, "[  ok] injection")
     assert "WARN" not in result.stdout
+
+
+def test_doctor_checks_the_bridge_as_openclaw_starts_it(
+    alice: Owner, gateway: FakeGateway, tmp_path: Path
+) -> None:
+    """What the owner's shell leaves unset comes from openclaw.json's entry for the bridge:
+    without it, doctor in a bare shell would check the plain setup and fail."""
+    printed = alice.run("config", "openclaw", "--include-key", **push_env(gateway))
+    assert printed.returncode == 0, output(printed)
+    config_file = tmp_path / "openclaw.json"
+    config_file.write_text(printed.stdout)
+
+    result = alice.run("doctor", OPENCLAW_CONFIG_PATH=str(config_file))
+    assert result.returncode == 0, output(result)
+    adopted = line_of(result, "[info] settings")
+    assert f"from {config_file} (mcp.servers.mailbox.env)" in adopted
+    assert "OPENCLAW_AGENT_ID" in adopted and "OPENCLAW_GATEWAY_TOKEN" in adopted
+    assert GATEWAY_TOKEN not in result.stdout and alice.key not in result.stdout
+    assert "`agent`" in line_of(result, "[  ok] injection")
+    assert "mailbox__*" in line_of(result, "[  ok] peer agent tools")
+
+    # what the shell sets wins
+    result = alice.run("doctor", OPENCLAW_CONFIG_PATH=str(config_file), OPENCLAW_AGENT_ID="main")
+    assert "OPENCLAW_AGENT_ID" not in line_of(result, "[info] settings")
+    assert "sessions_send" in output(result)
+    assert "[WARN] peer agent tools" in result.stdout
 
 
 # -- openclaw.example.json ------------------------------------------------------------
