@@ -1,0 +1,122 @@
+"""The dedicated setup on a running gateway, and what the tests do with it.
+
+``configure`` applies what ``mailbox-mcp config openclaw`` prints; ``owner_turn`` is
+the owner talking in a session; ``count_in`` reads how often a text was injected.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from mailbox_mcp.settings import BridgeSettings
+from mailbox_mcp.snippets import openclaw_dedicated_config
+from tests.helpers import Agent
+from tests.openclaw.gateway import GatewayHarnessError, RealGateway
+from tests.openclaw.processes import tree
+from tests.openclaw.two_agents import gateway_pid
+
+PEER_AGENT = "mailbox"
+MAIN_SESSION = "agent:main:main"
+# Long enough for a second injection of the same message to show (a retry, or a
+# second listener): the bridges' retry backoff here is 0.05-0.3 s.
+QUIET_WINDOW = 4.0
+
+
+def peer_session(peer: Agent) -> str:
+    return f"agent:{PEER_AGENT}:dm:mailbox-{peer.name}"
+
+
+def configure(gateway: RealGateway, env: dict[str, str], workdir: Path, **serve: Any) -> None:
+    """What ``mailbox-mcp config openclaw`` prints (with real paths and secrets) for
+    ``env``, applied to the running gateway; the previous ``mailbox`` entry goes first,
+    so a stdio entry and a url entry never merge."""
+    settings = BridgeSettings(**env)  # type: ignore[arg-type]
+    (workdir / "workspace-main").mkdir(parents=True, exist_ok=True)
+    config = openclaw_dedicated_config(
+        settings,
+        include_key=True,
+        workspace=str(workdir / "workspace-mailbox"),
+        main_workspace=str(workdir / "workspace-main"),
+        **serve,
+    )
+    config.pop("gateway")  # the test gateway already binds loopback
+    gateway.cli("mcp", "unset", "mailbox", check=False)
+    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(config))
+
+
+def wait_until(check: Callable[[], Any], within: float, what: str, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {within:.0f} s for {what}")
+        time.sleep(every)
+
+
+# What OpenClaw 2026.9.6 sometimes fails a run with while it starts or retires the
+# relay processes of stdio MCP servers (its own lock on its state database).
+OPENCLAW_CONTENTION = "another OpenClaw process owns"
+
+
+def owner_turn(
+    gateway: RealGateway, session_key: str, message: str, within: float = 90, attempts: int = 3
+) -> None:
+    """The owner runs a turn in ``session_key`` (made first if new) and it ends well.
+
+    The dedicated agent's entry applies when the config watcher has seen it, so the
+    start is retried until then; a run OpenClaw fails on its own state-database lock
+    is run again. Any other failure fails the test."""
+
+    def start() -> str | None:
+        try:
+            if session_key != MAIN_SESSION:
+                agent_id = session_key.split(":")[1]
+                gateway.rpc("sessions.create", {"key": session_key, "agentId": agent_id})
+            accepted = gateway.rpc(
+                "agent",
+                {"sessionKey": session_key, "message": message, "idempotencyKey": uuid.uuid4().hex},
+            )
+        except GatewayHarnessError:
+            return None
+        return str(accepted["runId"])
+
+    outcome: dict[str, Any] = {}
+    for _ in range(attempts):
+        run_id = wait_until(start, within, f"an owner turn in {session_key}", every=0.5)
+        outcome = gateway.rpc(
+            "agent.wait", {"runId": run_id, "timeoutMs": int(within * 1000)}, timeout=within + 10
+        )
+        if outcome.get("status") == "ok":
+            return
+        if OPENCLAW_CONTENTION not in str(outcome.get("error")):
+            break
+    raise AssertionError(f"the owner's turn in {session_key} failed: {outcome}")
+
+
+def count_in(gateway: RealGateway, session_key: str, lines: Iterable[str]) -> dict[str, int]:
+    """How many times each line was injected into ``session_key`` (transcript and pending)."""
+    texts = gateway.history(session_key, message_limit=200).texts
+    return {line: sum(line in text for text in texts) for line in lines}
+
+
+def arrived(gateway: RealGateway, session_key: str, lines: list[str]) -> Callable[[], bool]:
+    return lambda: all(count_in(gateway, session_key, lines).values())
+
+
+def bridge_processes_under(gateway: RealGateway) -> list[int]:
+    """Bridge processes OpenClaw started (in the gateway's process tree)."""
+    found = []
+    for pid in tree(gateway_pid(gateway)):
+        try:
+            if b"mailbox_mcp" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,142 @@
+"""OpenClaw reaches one ``mailbox-mcp serve`` through ``mcp.servers.mailbox.url``.
+
+The bearer token goes in ``headers``, as ``mailbox-mcp config openclaw --serve``
+prints it. Serve listens from the start, so mail arrives before any session has
+run, and every session shares the one process. Its own gateway: switching a live
+gateway between a stdio entry and a url entry is not what these tests are about.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import Agent
+from tests.mcp.conftest import MAILBOX_MCP, bridge_env, running
+from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
+from tests.openclaw.dedicated import (
+    MAIN_SESSION,
+    PEER_AGENT,
+    arrived,
+    bridge_processes_under,
+    configure,
+    count_in,
+    owner_turn,
+    peer_session,
+    wait_until,
+)
+from tests.openclaw.gateway import RealGateway
+from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
+from tests.openclaw.two_agents import send_call
+from tests.servers import ServerThread, free_port
+
+pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(420)]
+
+
+def test_openclaw_reaches_one_serve_process_through_url_and_headers(
+    scripted_gateway: RealGateway,
+    model: ScriptedModel,
+    mailbox: ServerThread,
+    me: Agent,
+    tmp_path: Path,
+) -> None:
+    gateway = scripted_gateway
+    peer = peer_of(mailbox, me, "peer")
+    key = peer_session(peer)
+    tag = uuid.uuid4().hex[:8]
+    line = f"msg-{tag}-in"
+    from_peer_session, from_main = f"reply-{tag}-peer-session", f"note-{tag}-main"
+    token = f"serve-{uuid.uuid4().hex}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = bridge_env(
+        mailbox,
+        me,
+        tmp_path / "serve-state",
+        OPENCLAW_AGENT_ID=PEER_AGENT,
+        MAILBOX_SERVE_TOKEN=token,
+        **gateway_env(gateway),
+    )
+
+    def script(request: ModelRequest) -> Reply:
+        if request.tool_results():
+            return Text(f"done-{tag}")
+        if request.session == key:
+            return ToolCall("tool_call", send_call(peer.name, from_peer_session, subject="re"))
+        if request.session == MAIN_SESSION:
+            return ToolCall("tool_call", send_call(peer.name, from_main, subject="owner"))
+        return Text("not for this test")
+
+    model.script = script
+    configure(gateway, env, tmp_path, serve_url=url, serve_token=token)
+    process_env = {**os.environ, **env}
+    with running("serve", "--port", str(port), env=process_env, ready_url=url):
+        assert httpx.post(url, json={}).status_code == 401  # OpenClaw's headers are needed
+
+        # No session has run: serve's listener injects all the same.
+        me_sent = peer.send(me, line, subject=f"Hi {tag}")
+        wait_until(arrived(gateway, key, [line]), 90, f"the message in {key}")
+        # That run's model calls the send tool: OpenClaw reaches serve through the url.
+        wait_until(
+            lambda: from_peer_session in str(peer.get("/inbox").json()), 90, "the per-peer reply"
+        )
+        # The owner's main session uses the same process.
+        owner_turn(gateway, MAIN_SESSION, f"tell the peer {tag}")
+        wait_until(lambda: from_main in str(peer.get("/inbox").json()), 90, "main's message")
+
+        assert bridge_processes_under(gateway) == []  # OpenClaw started no bridge of its own
+        assert count_in(gateway, key, [line]) == {line: 1}
+        assert me_sent["session_id"] in str(gateway.history(key).texts)
+        main = gateway.history(MAIN_SESSION)
+        assert not any(line in text for text in main.texts), main.texts
+
+
+def test_a_run_that_fails_before_the_model_is_reported_by_doctor(
+    scripted_gateway: RealGateway,
+    model: ScriptedModel,
+    mailbox: ServerThread,
+    me: Agent,
+    tmp_path: Path,
+) -> None:
+    """The gateway accepts the message, then the run fails before the model is called
+    (here: an allow list that matches no tool). The listener asks OpenClaw for the
+    run's outcome (``agent.wait``) and ``doctor`` shows the failure with its fix."""
+    gateway = scripted_gateway
+    peer = peer_of(mailbox, me, "peer")
+    key = peer_session(peer)
+    token = f"serve-{uuid.uuid4().hex}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = bridge_env(
+        mailbox,
+        me,
+        tmp_path / "serve-state",
+        OPENCLAW_AGENT_ID=PEER_AGENT,
+        MAILBOX_SERVE_TOKEN=token,
+        **gateway_env(gateway),
+    )
+    configure(gateway, env, tmp_path, serve_url=url, serve_token=token)
+    allow = {"agents": {"entries": {PEER_AGENT: {"tools": {"allow": ["elsewhere__*"]}}}}}
+    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(allow))
+    before = len(model.requests)
+    process_env = {**os.environ, **env}
+    with running("serve", "--port", str(port), env=process_env, ready_url=url):
+        peer.send(me, f"unread-{uuid.uuid4().hex[:6]}", subject="hi")
+
+        def reported() -> str | None:
+            done = subprocess.run(
+                [MAILBOX_MCP, "doctor"], env=process_env, capture_output=True, text=True
+            )
+            return done.stdout if "[WARN] agent runs" in done.stdout else None
+
+        report = wait_until(reported, 90, "doctor to report the failed run", every=1)
+    assert f"the run in {key} failed" in report, report
+    assert "No callable tools remain" in report, report
+    assert "fix: the agent's tools.allow matches no tool" in report, report
+    assert not [r for r in model.requests[before:] if r.session == key]  # never reached it
