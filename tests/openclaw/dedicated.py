@@ -60,19 +60,17 @@ def wait_until(check: Callable[[], Any], within: float, what: str, every: float 
         time.sleep(every)
 
 
-# What OpenClaw 2026.9.6 sometimes fails a run with while it starts or retires the
-# relay processes of stdio MCP servers (its own lock on its state database).
-OPENCLAW_CONTENTION = "another OpenClaw process owns"
-
-
 def owner_turn(
     gateway: RealGateway, session_key: str, message: str, within: float = 90, attempts: int = 3
 ) -> None:
-    """The owner runs a turn in ``session_key`` (made first if new) and it ends well.
+    """The owner runs a turn in ``session_key`` (made first if new), and it ends well.
 
     The dedicated agent's entry applies when the config watcher has seen it, so the
-    start is retried until then; a run OpenClaw fails on its own state-database lock
-    is run again. Any other failure fails the test."""
+    start is retried until then. A run that fails is run again: on two cores,
+    OpenClaw 2026.9.6 now and then fails a run that starts while another session's
+    MCP relays start ("another OpenClaw process owns state-lifecycle", "Agent
+    database cleanup failed"). The turn only sets the scene; what a test checks
+    comes after it."""
 
     def start() -> str | None:
         try:
@@ -87,7 +85,7 @@ def owner_turn(
             return None
         return str(accepted["runId"])
 
-    outcome: dict[str, Any] = {}
+    outcomes = []
     for _ in range(attempts):
         run_id = wait_until(start, within, f"an owner turn in {session_key}", every=0.5)
         outcome = gateway.rpc(
@@ -95,9 +93,8 @@ def owner_turn(
         )
         if outcome.get("status") == "ok":
             return
-        if OPENCLAW_CONTENTION not in str(outcome.get("error")):
-            break
-    raise AssertionError(f"the owner's turn in {session_key} failed: {outcome}")
+        outcomes.append(outcome)
+    raise AssertionError(f"the owner's turns in {session_key} failed: {outcomes}")
 
 
 def count_in(gateway: RealGateway, session_key: str, lines: Iterable[str]) -> dict[str, int]:

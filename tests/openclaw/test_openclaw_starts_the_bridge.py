@@ -60,10 +60,10 @@ def test_each_message_is_injected_once_with_three_bridges_and_after_the_listener
     wait_until(lambda: lock.holder_pid() == first, 20, "the first bridge to listen")
     # Its listener injects peer two's mail; that run starts the second bridge; the
     # owner's turn in main starts the third.
-    # One at a time: OpenClaw 2026.9.6 may fail a run that starts while another
-    # session's MCP relays are starting (its own state-database lock).
+    # One run at a time while the bridges start: OpenClaw 2026.9.6 may fail a run
+    # that starts while another session's MCP relays are starting (see owner_turn).
     two.send(me, "warm-up", subject="hi")
-    wait_until(arrived(gateway, key_two, ["warm-up"]), 90, f"warm-up in {key_two}")
+    wait_until(arrived(gateway, key_two, ["warm-up", "noted"]), 90, f"the run in {key_two}")
     wait_until(lambda: len(bridge_pids(state)) == 2, 90, "the second bridge")
     owner_turn(gateway, MAIN_SESSION, "the owner again")
     bridges = wait_until(
