@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +48,10 @@ from typing import Any
 
 import httpx
 
-from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.helpers import Agent, register
-from tests.openclaw.gateway import GatewayHarnessError, OpenClawInstall, RealGateway
-from tests.openclaw.processes import bridge_pids, rss_bytes, tree
+from tests.openclaw.dedicated import dedicated_patch, owner_turn, wait_until
+from tests.openclaw.gateway import OpenClawInstall, RealGateway
+from tests.openclaw.processes import bridge_pids, pss_bytes, rss_bytes, tree
 from tests.openclaw.scripted_model import ScriptedModel, Text
 from tests.openclaw.two_agents import gateway_pid
 from tests.servers import ServerThread, free_port, server_settings, sqlite_url
@@ -109,40 +108,6 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def wait_until(check: Callable[[], Any], within: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {within:.0f} s for {what}")
-        time.sleep(every)
-
-
-def owner_turn(gateway: RealGateway, session_key: str, message: str) -> None:
-    """The owner runs one turn in ``session_key`` (made first if new); returns when the
-    run has ended."""
-    if session_key != MAIN_SESSION:
-        gateway.rpc("sessions.create", {"key": session_key, "agentId": session_key.split(":")[1]})
-    accepted = gateway.rpc(
-        "agent",
-        {"sessionKey": session_key, "message": message, "idempotencyKey": uuid.uuid4().hex},
-    )
-    run_id = accepted.get("runId")
-    if not run_id:
-        raise GatewayHarnessError(f"agent in {session_key}: no runId in {accepted}")
-    deadline = time.monotonic() + TURN_TIMEOUT
-    while True:
-        # agent.wait answers "timeout" or "pending" when its own wait runs out first
-        done = gateway.rpc("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=30)
-        status = done.get("status")
-        if status == "ok":
-            return
-        if status not in ("timeout", "pending") or time.monotonic() > deadline:
-            raise GatewayHarnessError(f"the run in {session_key} ended with {done}")
-
-
 def python_bridges(state_dir: Path) -> list[int]:
     """The bridge processes themselves (Python), not a relay that carries the same
     environment and command line."""
@@ -169,20 +134,6 @@ def describe(pids: list[int]) -> str:
         rss, pss = rss_bytes([pid]) / _MiB, pss_bytes([pid]) / _MiB
         lines.append(f"    {pid:>7} RSS {rss:6.1f} PSS {pss:6.1f} MiB  {cmd[:100]}")
     return "\n".join(lines)
-
-
-def pss_bytes(pids: list[int]) -> int:
-    """Proportional set size: RSS with each shared page split among its sharers (the
-    Node relays share Node's code; summed RSS counts it once per process)."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
 
 
 def settled_tree_rss(gateway: RealGateway) -> int:
@@ -260,14 +211,7 @@ def measure(
                     "serve_url": f"http://127.0.0.1:{port}/mcp",
                     "serve_token": env["MAILBOX_SERVE_TOKEN"],
                 }
-            config = openclaw_dedicated_config(
-                BridgeSettings(**env),  # type: ignore[arg-type]
-                include_key=True,
-                workspace=str(workdir / "workspace-mailbox"),
-                main_workspace=str(workdir / "workspace-main"),
-                **serve,
-            )
-            config.pop("gateway")  # the test gateway already binds loopback
+            config = dedicated_patch(env, workdir, **serve)
             gateway.cli("config", "patch", "--stdin", stdin=json.dumps(config))
             started = time.monotonic()
             gateway.start()
@@ -304,7 +248,7 @@ def _turns(
 
     keys = session_keys(sessions)
     for i, key in enumerate(keys, 1):
-        owner_turn(gateway, key, f"hello {i}")
+        owner_turn(gateway, key, f"hello {i}", within=TURN_TIMEOUT)
         if not model.requests_in(key):
             raise AssertionError(f"{setup}: the run in {key} did not reach the model")
         if setup == "stdio":

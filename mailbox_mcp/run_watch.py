@@ -53,6 +53,9 @@ class RunFailure:
                 "`mcp.servers.mailbox`, and check that OpenClaw can start the bridge (its "
                 "cwd, the state dir, must exist: `mailbox-mcp config openclaw` makes it)"
             )
+        if "agent database cleanup failed" in error or "another openclaw process owns" in error:
+            # OpenClaw's own state database (seen with 2026.9.6): sticky until a restart
+            return "OpenClaw's own state database failed: restart the gateway"
         if "api key" in error or "unauthorized" in error or "no model" in error:
             return "give this OpenClaw agent a working model (`openclaw models status`)"
         return f"open the session {self.session_key} in OpenClaw: the message is in it, unread"

@@ -91,6 +91,8 @@ async def test_a_run_that_succeeds_reports_nothing(
     [
         (NO_TOOLS, "tools.allow matches no tool"),
         ('No API key found for provider "anthropic"', "working model"),
+        ("Agent database cleanup failed", "restart the gateway"),
+        ("another OpenClaw process owns state-lifecycle", "restart the gateway"),
         ("something else broke", "open the session agent:mailbox:dm:mailbox-bob"),
     ],
 )

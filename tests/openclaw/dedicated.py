@@ -31,10 +31,9 @@ def peer_session(peer: Agent) -> str:
     return f"agent:{PEER_AGENT}:dm:mailbox-{peer.name}"
 
 
-def configure(gateway: RealGateway, env: dict[str, str], workdir: Path, **serve: Any) -> None:
-    """What ``mailbox-mcp config openclaw`` prints (with real paths and secrets) for
-    ``env``, applied to the running gateway; the previous ``mailbox`` entry goes first,
-    so a stdio entry and a url entry never merge."""
+def dedicated_patch(env: dict[str, str], workdir: Path, **serve: Any) -> dict[str, Any]:
+    """What ``mailbox-mcp config openclaw`` prints for a bridge with ``env``, with real
+    paths and secrets; ``serve_url``/``serve_token`` for the ``--serve`` entry."""
     settings = BridgeSettings(**env)  # type: ignore[arg-type]
     (workdir / "workspace-main").mkdir(parents=True, exist_ok=True)
     config = openclaw_dedicated_config(
@@ -45,8 +44,16 @@ def configure(gateway: RealGateway, env: dict[str, str], workdir: Path, **serve:
         **serve,
     )
     config.pop("gateway")  # the test gateway already binds loopback
+    return config
+
+
+def configure(gateway: RealGateway, env: dict[str, str], workdir: Path, **serve: Any) -> None:
+    """``dedicated_patch`` applied to the running gateway, and in effect on return; the
+    previous ``mailbox`` entry goes first, so a stdio entry and a url entry never merge."""
     gateway.cli("mcp", "unset", "mailbox", check=False)
-    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(config))
+    patch = dedicated_patch(env, workdir, **serve)
+    gateway.cli("config", "patch", "--stdin", stdin=json.dumps(patch))
+    gateway.wait_config_applied()
 
 
 def wait_until(check: Callable[[], Any], within: float, what: str, every: float = 0.2) -> Any:
@@ -61,7 +68,7 @@ def wait_until(check: Callable[[], Any], within: float, what: str, every: float 
 
 
 def owner_turn(
-    gateway: RealGateway, session_key: str, message: str, within: float = 90, attempts: int = 3
+    gateway: RealGateway, session_key: str, message: str, within: float = 90, attempts: int = 4
 ) -> None:
     """The owner runs a turn in ``session_key`` (made first if new), and it ends well.
 
@@ -86,15 +93,24 @@ def owner_turn(
         return str(accepted["runId"])
 
     outcomes = []
-    for _ in range(attempts):
+    for attempt in range(attempts):
         run_id = wait_until(start, within, f"an owner turn in {session_key}", every=0.5)
-        outcome = gateway.rpc(
-            "agent.wait", {"runId": run_id, "timeoutMs": int(within * 1000)}, timeout=within + 10
-        )
+        outcome = wait_for_run(gateway, run_id, within)
         if outcome.get("status") == "ok":
             return
         outcomes.append(outcome)
+        # its cleanup (which failed the run) settles within seconds; a run at once fails too
+        time.sleep(2 * 2**attempt)
     raise AssertionError(f"the owner's turns in {session_key} failed: {outcomes}")
+
+
+def wait_for_run(gateway: RealGateway, run_id: str, within: float) -> dict[str, Any]:
+    """The run's outcome (``agent.wait``), asked again while it is queued or running."""
+    deadline = time.monotonic() + within
+    while True:
+        outcome = gateway.rpc("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=30)
+        if outcome.get("status") not in ("timeout", "pending") or time.monotonic() > deadline:
+            return outcome
 
 
 def count_in(gateway: RealGateway, session_key: str, lines: Iterable[str]) -> dict[str, int]:

@@ -541,6 +541,18 @@ class RealGateway:
             call(ws, "1", "connect", connect_params)
             return call(ws, "2", method, params)
 
+    def wait_config_applied(self, timeout: float = 30) -> None:
+        """Wait until the running gateway has applied the config on disk (hot reload):
+        ``config.get`` says so when ``appliedConfigHash`` equals ``configRevisionHash``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.rpc("config.get", {})
+            if snapshot.get("appliedConfigHash") == snapshot.get("configRevisionHash"):
+                return
+            if time.monotonic() > deadline:
+                raise GatewayHarnessError(f"the gateway did not apply its config in {timeout} s")
+            time.sleep(0.2)
+
     def effective_tools(self, session_key: str) -> set[str]:
         """Tool ids ``tools.effective`` shows for an existing session (no MCP tools until
         that session's MCP servers are connected)."""

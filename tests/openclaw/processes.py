@@ -64,3 +64,17 @@ def rss_bytes(pids: list[int]) -> int:
         except OSError:
             continue
     return total
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """Proportional set size: RSS with each shared page split among its sharers (the
+    Node relays share Node's code; summed RSS counts it once per process)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total

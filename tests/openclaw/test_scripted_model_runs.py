@@ -21,11 +21,10 @@ import anyio.to_thread
 import pytest
 
 from mailbox_mcp import envelope
-from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, send
 from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
+from tests.openclaw.dedicated import dedicated_patch
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
 from tests.servers import ServerThread
@@ -91,19 +90,6 @@ async def test_a_per_peer_run_that_answers_sends_nothing_to_main_and_starts_no_r
     assert not any(tag in t for t in main.texts), main.texts
 
 
-def fenced_patch(env: dict[str, str], workdir: Path) -> dict[str, object]:
-    """``mailbox-mcp config openclaw --dedicated`` for this test, with real paths and secrets."""
-    settings = BridgeSettings(**env)  # type: ignore[arg-type]
-    config = openclaw_dedicated_config(
-        settings,
-        include_key=True,
-        workspace=str(workdir / "workspace-mailbox"),
-        main_workspace=str(workdir / "workspace-main"),
-    )
-    config.pop("gateway")  # the test gateway already binds loopback
-    return config
-
-
 async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbox_send(
     scripted_gateway: RealGateway,
     model: ScriptedModel,
@@ -120,7 +106,7 @@ async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbo
     env = bridge_env(
         mailbox, me, tmp_path / "bridge-state", OPENCLAW_AGENT_ID="mailbox", **gateway_env(gateway)
     )
-    patch = fenced_patch(env, gateway.workdir)
+    patch = dedicated_patch(env, gateway.workdir)
     await anyio.to_thread.run_sync(
         lambda: gateway.cli("config", "patch", "--stdin", stdin=json.dumps(patch))
     )
