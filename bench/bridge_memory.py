@@ -49,16 +49,19 @@ from typing import Any
 import httpx
 
 from tests.helpers import Agent, register
-from tests.openclaw.dedicated import dedicated_patch, owner_turn, wait_until
+from tests.openclaw.dedicated import (
+    MAIN_SESSION,
+    PEER_AGENT,
+    dedicated_patch,
+    owner_turn,
+    wait_until,
+)
 from tests.openclaw.gateway import OpenClawInstall, RealGateway
-from tests.openclaw.processes import bridge_pids, pss_bytes, rss_bytes, tree
+from tests.openclaw.processes import bridge_pids, gateway_pid, pss_bytes, rss_bytes, tree
 from tests.openclaw.scripted_model import ScriptedModel, Text
-from tests.openclaw.two_agents import gateway_pid
 from tests.servers import ServerThread, free_port, server_settings, sqlite_url
 
 MAX_SESSIONS = 12
-PEER_AGENT = "mailbox"
-MAIN_SESSION = "agent:main:main"
 TURN_TIMEOUT = 90.0
 # RSS moves for a moment after a run ends (the gateway writes transcripts, Node's GC,
 # a bridge finishing its start-up): each measurement waits this long first.

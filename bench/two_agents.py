@@ -36,12 +36,11 @@ from pathlib import Path
 from bench.common import percentile, summary
 from tests.helpers import connect_agents, register
 from tests.openclaw.gateway import OpenClawInstall
-from tests.openclaw.processes import rss_bytes, tree
+from tests.openclaw.processes import gateway_pid, rss_bytes, tree
 from tests.openclaw.scripted_model import ModelRequest, Reply, Text, ToolCall
 from tests.openclaw.two_agents import (
     MAIN_SESSION,
     Side,
-    gateway_pid,
     send_call,
     two_sides,
 )

@@ -310,17 +310,17 @@ class GatewayClient:
                     self.forget_session(session_key)
                     continue
                 self._created.add(session_key)
-            payload = payloads[-1]
-            status = payload.get("status")
-            if status in ("error", "failed", "rejected"):
-                raise GatewayRejected(
-                    f"the gateway did not accept the run in {session_key}: {status}",
-                    status=status,
-                )
-            run_id = payload.get("runId")
-            logger.debug("injected into %s via agent (run %s)", session_key, run_id)
-            return run_id if isinstance(run_id, str) else None
-        return None  # unreachable: the second attempt returns or raises
+                break
+        payload = payloads[-1]
+        status = payload.get("status")
+        if status in ("error", "failed", "rejected"):
+            raise GatewayRejected(
+                f"the gateway did not accept the run in {session_key}: {status}",
+                status=status,
+            )
+        run_id = payload.get("runId")
+        logger.debug("injected into %s via agent (run %s)", session_key, run_id)
+        return run_id if isinstance(run_id, str) else None
 
     async def wait_for_run(self, run_id: str, timeout_ms: int) -> dict[str, Any]:
         """``agent.wait``: the run's outcome (``status`` ok or error, with ``error``), or

@@ -67,14 +67,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 import anyio.to_thread
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
-from tests.loopback import listening_socket
+from tests.loopback import BackgroundServer
 
 __all__ = ["DEFAULT_ALLOWED_TOOLS", "FakeGateway", "Injection"]
 
@@ -82,7 +81,6 @@ DEFAULT_ALLOWED_TOOLS = frozenset({"sessions_send", "sessions_history", "session
 PROTOCOL_VERSION = 4
 
 _MAIN_KEY = re.compile(r"^agent:[^:]+:main$")
-_STARTUP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -161,10 +159,7 @@ class FakeGateway:
                 WebSocketRoute("/", self._websocket),
             ]
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        self._server = BackgroundServer(self._app, "fake OpenClaw gateway")
 
     # -- lifecycle -------------------------------------------------------
 
@@ -179,68 +174,15 @@ class FakeGateway:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._server.running
 
     def start(self) -> None:
         """Serve on ``port`` (a free one the first time if it was 0)."""
-        if self._thread is not None:
-            raise RuntimeError("the fake gateway is already running")
-        sock = listening_socket(self.host, self.port)
-        self.port = sock.getsockname()[1]
-
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level="warning",
-            lifespan="off",
-            http="httptools",
-            ws="websockets-sansio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stopping = asyncio.Event()
-            task = asyncio.create_task(server.serve(sockets=[sock]))
-            # uvicorn has no "started" event to wait on, only this flag
-            while not server.started and not task.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            ready.set()
-            await task
-
-        def run() -> None:
-            try:
-                asyncio.run(serve())
-            except BaseException as exc:  # reported to start() or lost at exit
-                failure.append(exc)
-            finally:
-                ready.set()
-
-        thread = threading.Thread(target=run, name=f"fake-openclaw-{self.port}", daemon=True)
-        self._server = server
-        self._thread = thread
-        thread.start()
-        if not ready.wait(_STARTUP_TIMEOUT) or failure or not server.started:
-            self.stop()
-            sock.close()
-            raise RuntimeError(f"fake gateway did not start: {failure!r}")
+        self.port = self._server.start(self.host, self.port)
 
     def stop(self) -> None:
         """Close every connection and the listening socket; records are kept."""
-        server, thread, loop, stopping = self._server, self._thread, self._loop, self._stopping
-        if server is None or thread is None:
-            return
-        if loop is not None and stopping is not None:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(stopping.set)
-        server.should_exit = True
-        thread.join(_STARTUP_TIMEOUT)
-        if thread.is_alive():
-            raise RuntimeError("fake gateway did not stop")
-        self._server = self._thread = self._loop = self._stopping = None
+        self._server.stop()
 
     def __enter__(self) -> Self:
         self.start()
@@ -369,9 +311,10 @@ class FakeGateway:
             return fault
 
     async def _delay(self) -> None:
-        if self.delay_seconds > 0 and self._stopping is not None:
+        stopping = self._server.stopping
+        if self.delay_seconds > 0 and stopping is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.delay_seconds)
+                await asyncio.wait_for(stopping.wait(), self.delay_seconds)
 
     def _session_exists(self, key: str) -> bool:
         return key in self._sessions or bool(_MAIN_KEY.match(key))

@@ -17,8 +17,6 @@ from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.helpers import Agent
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
-from tests.openclaw.processes import tree
-from tests.openclaw.two_agents import gateway_pid
 
 PEER_AGENT = "mailbox"
 MAIN_SESSION = "agent:main:main"
@@ -121,15 +119,3 @@ def count_in(gateway: RealGateway, session_key: str, lines: Iterable[str]) -> di
 
 def arrived(gateway: RealGateway, session_key: str, lines: list[str]) -> Callable[[], bool]:
     return lambda: all(count_in(gateway, session_key, lines).values())
-
-
-def bridge_processes_under(gateway: RealGateway) -> list[int]:
-    """Bridge processes OpenClaw started (in the gateway's process tree)."""
-    found = []
-    for pid in tree(gateway_pid(gateway)):
-        try:
-            if b"mailbox_mcp" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found

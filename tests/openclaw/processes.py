@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.openclaw.gateway import RealGateway
 
 
 def bridge_pids(state_dir: Path) -> list[int]:
@@ -78,3 +82,21 @@ def pss_bytes(pids: list[int]) -> int:
         except OSError:
             continue
     return total
+
+
+def gateway_pid(gateway: RealGateway) -> int:
+    process = gateway._process
+    assert process is not None
+    return process.pid
+
+
+def bridge_processes_under(gateway: RealGateway) -> list[int]:
+    """Bridge processes OpenClaw started (in the gateway's process tree)."""
+    found = []
+    for pid in tree(gateway_pid(gateway)):
+        try:
+            if b"mailbox_mcp" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found

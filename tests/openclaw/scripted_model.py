@@ -17,8 +17,6 @@ Usage::
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import re
@@ -28,20 +26,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from tests.loopback import listening_socket
+from tests.loopback import BackgroundServer
 
 __all__ = ["MODEL_REF", "ModelRequest", "ScriptedModel", "Text", "ToolCall"]
 
 MODEL_ID = "scripted-1"
 MODEL_REF = f"fake/{MODEL_ID}"
 _SESSION = re.compile(r"^Runtime:.*\bsession=(\S+)", re.MULTILINE)
-_STARTUP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -137,8 +133,7 @@ class ScriptedModel:
         self._app = Starlette(
             routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])]
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundServer(self._app, "scripted model")
 
     @property
     def base_url(self) -> str:
@@ -257,51 +252,10 @@ class ScriptedModel:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        sock = listening_socket(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level="warning",
-            lifespan="off",
-            http="httptools",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def serve() -> None:
-            task = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started and not task.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            ready.set()
-            await task
-
-        def run() -> None:
-            try:
-                asyncio.run(serve())
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                ready.set()
-
-        self._server = server
-        self._thread = threading.Thread(target=run, name=f"scripted-model-{self.port}", daemon=True)
-        self._thread.start()
-        if not ready.wait(_STARTUP_TIMEOUT) or failure or not server.started:
-            self.stop()
-            sock.close()
-            raise RuntimeError(f"scripted model did not start: {failure!r}")
+        self.port = self._server.start(self.host, self.port)
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        with contextlib.suppress(RuntimeError):
-            thread.join(_STARTUP_TIMEOUT)
+        self._server.stop()
 
     def __enter__(self) -> Self:
         self.start()

@@ -26,6 +26,7 @@ from mailbox_mcp import envelope
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, send
 from tests.openclaw.conftest import peer_of, requires_openclaw
+from tests.openclaw.dedicated import MAIN_SESSION
 from tests.openclaw.gateway import DEFAULT_ALLOWED_TOOLS, History, RealGateway
 from tests.servers import ServerThread
 
@@ -37,7 +38,6 @@ pytestmark = [
     pytest.mark.timeout(420),
 ]
 
-MAIN_SESSION = "agent:main:main"
 # What the owner must add to openclaw.json, as doctor and mailbox_status print it.
 ALLOW_SNIPPET = '"gateway": {"tools": {"allow": ["sessions_send"]}}'
 TRUNCATED = "…(truncated)…"

@@ -25,13 +25,13 @@ from tests.openclaw.dedicated import (
     MAIN_SESSION,
     PEER_AGENT,
     arrived,
-    bridge_processes_under,
     configure,
     count_in,
     peer_session,
     wait_until,
 )
 from tests.openclaw.gateway import RealGateway
+from tests.openclaw.processes import bridge_processes_under
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
 from tests.openclaw.two_agents import send_call
 from tests.servers import ServerThread, free_port

@@ -24,14 +24,13 @@ from mailbox_mcp import envelope
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, send
 from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
-from tests.openclaw.dedicated import dedicated_patch
+from tests.openclaw.dedicated import MAIN_SESSION, dedicated_patch
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
 from tests.servers import ServerThread
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.anyio, pytest.mark.timeout(420)]
 
-MAIN_SESSION = "agent:main:main"
 # What the fenced agent must not be offered (OPENCLAW.md, "A dedicated agent").
 FORBIDDEN_TOOLS = {"exec", "write", "apply_patch", "sessions_send", "message", "gateway"}
 # Long enough for a reply-back turn to start (seen 2-5 s after the target answered).

@@ -27,12 +27,11 @@ from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_dedicated_config
 from mailbox_mcp.workspace import prepare_peer_workspace
 from tests.helpers import Agent
+from tests.openclaw.dedicated import MAIN_SESSION, PEER_AGENT, peer_session
 from tests.openclaw.gateway import OpenClawInstall, RealGateway
 from tests.openclaw.processes import bridge_pids
 from tests.openclaw.scripted_model import ModelRequest, ScriptedModel
 
-MAIN_SESSION = "agent:main:main"
-PEER_AGENT = "mailbox"
 SEND_TOOL = "mailbox__mailbox_send"
 _SESSION_ID = re.compile(r'session_id="([A-Za-z0-9_-]+)"')
 
@@ -47,7 +46,7 @@ class Side:
 
     def peer_key(self, other: Side) -> str:
         """This side's per-peer session for ``other``."""
-        return f"agent:{PEER_AGENT}:dm:mailbox-{other.agent.name}"
+        return peer_session(other.agent)
 
     def ask(self, message: str) -> None:
         """An owner turn in this side's main session (starts a run, returns at once)."""
@@ -86,12 +85,6 @@ def envelope_session_id(request: ModelRequest) -> str | None:
     """The session id in the last envelope a request carries."""
     found = _SESSION_ID.findall(request.text())
     return found[-1] if found else None
-
-
-def gateway_pid(gateway: RealGateway) -> int:
-    process = gateway._process
-    assert process is not None
-    return process.pid
 
 
 def _configure(side_dir: Path, gateway: RealGateway, model: ScriptedModel, env: dict[str, str]):
