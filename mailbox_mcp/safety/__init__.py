@@ -1,0 +1,16 @@
+"""What a peer's message can cause, bounded by construction (contract, section 9).
+
+A run started by another agent's message gets one tool, the reply to that peer
+(`reply.py`), and everything that reply crosses lives here:
+
+    handles.py      reply handles: which peer and conversation a reply may go to
+    secret_key.py   the agent's own key (0600 in the state dir) behind handles and audit hashes
+    ledger.py       state shared by every bridge process of the agent (SQLite in the state dir):
+                    per-peer epochs, autonomy levels, replies counted, items held for review
+    autonomy.py     per-peer levels and budgets: send now, or hold for the owner
+    review.py       the owner's review of held items (outgoing replies, screened-out messages)
+    secret_scan.py  secrets in outgoing text (a maintained detector plus our own kinds)
+    guard.py        optional inbound screening by a pinned model, fail closed
+    audit.py        the hash-chained audit log
+    reply.py        `mailbox_reply`: handle, secret check, budget, then send or hold
+"""
