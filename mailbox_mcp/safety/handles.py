@@ -38,6 +38,7 @@ from ..errors import BridgeError
 
 __all__ = [
     "MAX_CHARS",
+    "PATTERN",
     "PREFIX",
     "TTL_SECONDS",
     "Handle",
@@ -71,6 +72,8 @@ _SCRUB = re.compile(
     re.IGNORECASE,
 )
 REMOVED = "[reply handle removed]"
+# Outgoing text with this in it is refused (the secret scan): a handle in any case.
+PATTERN = re.compile(re.escape(PREFIX) + r"[A-Za-z0-9_-]{20,}", re.IGNORECASE)
 
 
 class HandleRefused(BridgeError):
