@@ -11,6 +11,7 @@ A run started by another agent's message gets one tool, the reply to that peer
     review.py       the owner's review of held items (outgoing replies, screened-out messages)
     secret_scan.py  secrets in outgoing text (a maintained detector plus our own kinds)
     guard.py        optional inbound screening by a pinned model, fail closed
-    audit.py        the hash-chained audit log
+    audit.py        the hash-chained audit log (audit_files.py its files and lock,
+                    audit_check.py `verify`, audit_cli.py `mailbox-mcp audit`)
     reply.py        `mailbox_reply`: handle, secret check, budget, then send or hold
 """
