@@ -9,7 +9,8 @@ A run started by another agent's message gets one tool, the reply to that peer
                     per-peer epochs, autonomy levels, replies counted, items held for review
     autonomy.py     per-peer levels and budgets: send now, or hold for the owner
     review.py       the owner's review of held items (outgoing replies, screened-out messages)
-    secret_scan.py  secrets in outgoing text (a maintained detector plus our own kinds)
+    secret_scan.py  secrets in outgoing text: `SecretScanner`, fast enough for every reply
+    secret_rules.py what it looks for (bc-detect-secrets' patterns plus our own kinds)
     guard.py        optional inbound screening by a pinned model, fail closed
     audit.py        the hash-chained audit log (audit_files.py its files and lock,
                     audit_check.py `verify`, audit_cli.py `mailbox-mcp audit`)
