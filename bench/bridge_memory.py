@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from bench.common import PAIR_LIMIT_NOTE, PAIR_LIMIT_OFF
 from tests.helpers import Agent, register
 from tests.openclaw.dedicated import (
     MAIN_SESSION,
@@ -339,7 +340,11 @@ def run(sessions: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-bridge-memory-") as tmp:
         workdir = Path(tmp)
         (workdir / "server").mkdir()
-        with ServerThread(server_settings(sqlite_url(workdir / "server"))) as server:
+        settings = server_settings(
+            sqlite_url(workdir / "server"), MAILBOX_PAIR_MESSAGES_PER_HOUR=PAIR_LIMIT_OFF
+        )
+        with ServerThread(settings) as server:
+            print(f"server: {PAIR_LIMIT_NOTE}", flush=True)
             me = register(server.url, "me")
             results = [
                 measure(setup, install, workdir / setup, server, me, sessions)

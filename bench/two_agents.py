@@ -33,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import percentile, summary
+from bench.common import PAIR_LIMIT_NOTE, PAIR_LIMIT_OFF, percentile, summary
 from tests.helpers import connect_agents, register
 from tests.openclaw.gateway import OpenClawInstall
 from tests.openclaw.processes import gateway_pid, rss_bytes, tree
@@ -57,7 +57,11 @@ def run(count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-two-agents-") as tmp:
         workdir = Path(tmp)
         (workdir / "server").mkdir()
-        with ServerThread(server_settings(sqlite_url(workdir / "server"))) as server:
+        settings = server_settings(
+            sqlite_url(workdir / "server"), MAILBOX_PAIR_MESSAGES_PER_HOUR=PAIR_LIMIT_OFF
+        )
+        with ServerThread(settings) as server:
+            print(f"server: {PAIR_LIMIT_NOTE}", flush=True)
             a_agent, b_agent = register(server.url, "alice"), register(server.url, "bob")
             connect_agents(a_agent, b_agent)
             started = time.monotonic()

@@ -108,5 +108,7 @@ async def _janitor(services: Services) -> None:
             purged = await purge_expired_idempotency_keys(services)
             if purged:
                 log.info("purged %d expired idempotency keys", purged)
+            if services.pair_messages is not None:
+                services.pair_messages.forget_idle()
         except Exception:
             log.exception("janitor failed; will try again")

@@ -81,9 +81,17 @@ class RotateKeyResponse(Response):
 # --- connections ------------------------------------------------------------
 
 
+NOTE_DESCRIPTION = (
+    "The requester's note; anything shaped like a verification code in it is replaced "
+    "with `[code removed]` before it is stored"
+)
+
+
 class ConnectionRequestCreate(Request):
     target_agent_name: AgentName
-    message: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    message: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
+        default=None, description=NOTE_DESCRIPTION
+    )
 
 
 class ConnectionRequestCreated(Response):
@@ -99,7 +107,7 @@ class IncomingRequest(Response):
 
     request_id: str
     from_agent_name: str
-    message: str | None
+    message: str | None = Field(description=NOTE_DESCRIPTION)
     status: str
     created_at: datetime
     expires_at: datetime
@@ -109,7 +117,7 @@ class OutgoingRequest(Response):
     request_id: str
     target_agent_name: str
     verification_code: str
-    message: str | None
+    message: str | None = Field(description=NOTE_DESCRIPTION)
     status: str
     created_at: datetime
     expires_at: datetime
@@ -194,6 +202,9 @@ class Message(Response):
     correlation_id: str | None
     encrypted: bool
     encryption: dict[str, str] | None
+    delivered_at: datetime | None = Field(
+        description="When the recipient acknowledged the message; null until then"
+    )
 
 
 class Inbox(Response):

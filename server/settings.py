@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Past this many sends in flight the server sheds load with 503 + Retry-After
     # instead of queueing without bound.
     max_inflight_sends: int = Field(default=256, ge=1, alias="MAILBOX_MAX_INFLIGHT_SENDS")
+    # A backstop against two agents running away with each other, whatever their
+    # bridges do: messages per sender per recipient in any sliding hour (0: off).
+    pair_messages_per_hour: int = Field(default=120, ge=0, alias="MAILBOX_PAIR_MESSAGES_PER_HOUR")
     max_outgoing_pending: int = Field(default=3, ge=1, alias="MAILBOX_MAX_OUTGOING_PENDING")
     connection_code_ttl_seconds: int = Field(default=3600, ge=60, alias="MAILBOX_CODE_TTL_SECONDS")
     idempotency_ttl_seconds: int = Field(

@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import close_clients
 from tests.servers import (
     ServerThread,
+    database_like,
     migrate,
     postgres_database,
     postgres_reachable,
@@ -67,9 +68,5 @@ def fresh_database_url(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path
 ) -> Iterator[str]:
     """A database of the same backend as `database_url`, just for this test."""
-    if database_url.startswith("sqlite"):
-        yield sqlite_url(tmp_path)
-        return
-    with postgres_database() as url:
-        migrate(url)
+    with database_like(database_url, tmp_path) as url:
         yield url

@@ -76,6 +76,17 @@ def migrate(database_url: str) -> None:
     asyncio.run(run())
 
 
+@contextlib.contextmanager
+def database_like(database_url: str, directory: Path) -> Iterator[str]:
+    """A new database of the same backend as `database_url`, migrated (SQLite in `directory`)."""
+    if database_url.startswith("sqlite"):
+        yield sqlite_url(directory)
+        return
+    with postgres_database() as url:
+        migrate(url)
+        yield url
+
+
 def server_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "DATABASE_URL": database_url,
@@ -85,6 +96,8 @@ def server_settings(database_url: str, **overrides: object) -> Settings:
         "MAILBOX_REGISTRATIONS_PER_HOUR_PER_CLIENT": 1_000_000,
         "MAILBOX_REQUESTS_PER_SECOND": 10_000,
         "MAILBOX_REQUEST_BURST": 10_000,
+        # Tests send many messages per pair; the pair limit's own tests switch it on.
+        "MAILBOX_PAIR_MESSAGES_PER_HOUR": 0,
     }
     if not database_url.startswith("sqlite"):
         values["MAILBOX_ENCRYPTION_KEY"] = Fernet.generate_key().decode()

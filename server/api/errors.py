@@ -64,11 +64,14 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)
 
 
+DATABASE_REFUSED = "a value in the request cannot be stored"
+
+
 async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
     # A value the validators let through but the database cannot hold: the
     # caller's input, not a server fault.
     log.warning("the database refused a value: %s", exc)
-    return error_response(422, "validation_error", "a value in the request cannot be stored")
+    return error_response(422, "validation_error", DATABASE_REFUSED)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,7 +26,7 @@ from .. import schemas
 from ..errors import MailboxError, RateLimited
 from ..services import agents as agent_service
 from ..services import messages as message_service
-from .errors import describe_errors
+from .errors import DATABASE_REFUSED, describe_errors
 
 PATH = "/messages/send"
 
@@ -72,6 +73,10 @@ class FastSend:
         except MailboxError as exc:
             extra = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
             return exc.status_code, _error(exc.code, exc.message), extra
+        except DataError as exc:
+            # As the FastAPI route answers (see api/errors.py): the caller's value, not a fault.
+            log.warning("the database refused a value: %s", exc)
+            return 422, _error("validation_error", DATABASE_REFUSED), {}
         except Exception:
             # Outside FastAPI's error middleware: a bug still answers with the envelope.
             log.exception("unhandled error in the send fast path (a bug)")

@@ -28,6 +28,12 @@ IdPath = Annotated[str, Path(pattern=schemas.OBJECT_ID_PATTERN)]
     responses={**AUTHED, **errors(403, 404, 409, 413, 503)},
 )
 async def send(body: schemas.SendRequest, caller: CallerDep, request: Request) -> Response:
+    """Send a message; answered after it is committed.
+
+    At most `MAILBOX_PAIR_MESSAGES_PER_HOUR` messages (default 120) go from one agent
+    to another in any hour: past that, 429 `rate_limited` with `Retry-After`. An
+    idempotent replay is not counted, nor is a send that fails.
+    """
     sent = await message_service.send(caller.svc, send_gate(request), caller.agent, body)
     return json_response(sent, 201)
 
@@ -36,6 +42,8 @@ async def send(body: schemas.SendRequest, caller: CallerDep, request: Request) -
     "/messages/{message_id}", response_model=schemas.Message, responses={**AUTHED, **errors(404)}
 )
 async def get_message(message_id: IdPath, caller: CallerDep) -> Response:
+    """One message, for its sender or recipient; `delivered_at` is set once the
+    recipient acknowledged it."""
     return json_response(await message_views.get_message(caller.svc, caller.agent, message_id))
 
 

@@ -23,6 +23,7 @@ from ..models import agents, connection_requests, connections
 from ..security import hash_code
 from . import agents as agent_service
 from . import frames
+from .code_scrub import scrub_codes
 from .context import AgentRef, Services, pair
 
 # Letters without I and O, so the code reads unambiguously over the phone.
@@ -36,6 +37,7 @@ def new_code() -> str:
 
 
 def normalise_code(code: str) -> str:
+    # What this accepts, `code_scrub` removes from request notes: keep them in step.
     return code.strip().upper().replace(" ", "")
 
 
@@ -66,6 +68,8 @@ async def request(
         )
     if await are_connected(svc, requester.id, target.id):
         raise Conflict(f"already connected to {target.name!r}", code="already_connected")
+    # Scrubbed once, before anything stores or pushes it: no view can show a code.
+    note = scrub_codes(body.message) if body.message is not None else None
     now = utcnow()
     code = new_code()
     request_id = str(uuid.uuid4())
@@ -102,7 +106,7 @@ async def request(
                 target_id=target.id,
                 code_hash=hash_code(code),
                 code_encrypted=svc.cipher.encrypt(code),
-                message_encrypted=svc.cipher.encrypt_optional(body.message),
+                message_encrypted=svc.cipher.encrypt_optional(note),
                 status="pending",
                 created_at=now,
                 expires_at=expires_at,
@@ -114,7 +118,7 @@ async def request(
             schemas.IncomingRequest(
                 request_id=request_id,
                 from_agent_name=requester.name,
-                message=body.message,
+                message=note,
                 status="pending",
                 created_at=now,
                 expires_at=expires_at,

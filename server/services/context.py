@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..cache import LRU
 from ..db import Database
-from ..ratelimit import TokenBucket, WindowCounter
+from ..ratelimit import ReservingWindow, TokenBucket, WindowCounter
 from ..security import Cipher
 from ..settings import Settings
 from .delivery import Hub
@@ -36,12 +36,17 @@ class Services:
     request_rate: TokenBucket = field(init=False)
     registrations: WindowCounter = field(init=False)
     approve_failures: WindowCounter = field(init=False)
+    # Messages per (sender id, recipient id) in the last hour; None when switched off.
+    pair_messages: ReservingWindow[tuple[str, str]] | None = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.request_rate = TokenBucket(s.requests_per_second, s.request_burst)
         self.registrations = WindowCounter(s.registrations_per_hour, 3600)
         self.approve_failures = WindowCounter(s.approve_failures_per_hour, 3600)
+        self.pair_messages = (
+            ReservingWindow(s.pair_messages_per_hour, 3600) if s.pair_messages_per_hour else None
+        )
 
     def remember_agent(self, agent: AgentRef) -> None:
         self.agents_by_name.put(agent.name, agent)

@@ -48,6 +48,8 @@ def new_message(
                 "correlation_id": correlation_id,
                 "encrypted": encrypted,
                 "encryption": encryption,
+                # Just sent, so not yet acknowledged.
+                "delivered_at": None,
             },
         }
     )

@@ -29,6 +29,7 @@ _MESSAGE_COLUMNS = (
     messages.c.correlation_id,
     messages.c.encrypted,
     messages.c.encryption,
+    messages.c.acked_at,
     sessions.c.subject_encrypted,
     sessions.c.agent_low_id,
     sessions.c.agent_high_id,
@@ -62,6 +63,8 @@ async def to_messages(svc: Services, rows: Sequence[Row[Any]]) -> list[schemas.M
                 correlation_id=r.correlation_id,
                 encrypted=r.encrypted,
                 encryption=json.loads(r.encryption) if r.encryption else None,
+                # The recipient's acknowledgement is the delivery receipt.
+                delivered_at=as_utc(r.acked_at) if r.acked_at is not None else None,
             )
         )
     return result

@@ -6,6 +6,10 @@ after the commit, and pushed to the recipient's WebSocket right after it by
 the same task. Sends to one recipient are serialised in-process, so frames
 leave in `seq` order; the database's row lock on the counter does the same
 across connections.
+
+The pair limit (MAILBOX_PAIR_MESSAGES_PER_HOUR) is taken as a reservation once
+the send is known to be valid and not a replay, in one synchronous step, and
+given back if the send then fails: only stored messages count.
 """
 
 from __future__ import annotations
@@ -98,66 +102,96 @@ async def send(
         new_session = True
         session_id = str(uuid.uuid4())
 
-    if gate.inflight >= gate.max_inflight:
-        raise RateLimited(
-            "the server is at capacity; retry shortly",
-            code="overloaded",
-            retry_after=1,
-            status_code=503,
-        )
-    gate.inflight += 1
+    pair_slot = _take_pair_slot(svc, sender, recipient)
+    stored = False
     try:
-        async with gate.lock_for(recipient.id):
-            message_id = str(uuid.uuid4())
-            now = utcnow()
-            low, high = pair(sender.id, recipient.id)
-            row = NewMessage(
-                message_id=message_id,
-                sender_id=sender.id,
-                recipient_id=recipient.id,
-                session_id=session_id,
-                content_encrypted=svc.cipher.encrypt(body.content),
-                correlation_id=body.correlation_id,
-                encrypted=body.encrypted,
-                encryption=json.dumps(encryption) if encryption else None,
-                created_at=now,
-                new_session_subject=svc.cipher.encrypt(subject) if new_session else None,
-                session_low_id=low,
-                session_high_id=high,
-                idempotency_key=body.idempotency_key,
-                body_hash=body_hash,
+        if gate.inflight >= gate.max_inflight:
+            raise RateLimited(
+                "the server is at capacity; retry shortly",
+                code="overloaded",
+                retry_after=1,
+                status_code=503,
             )
-            try:
-                seq = await message_store.store(svc.db, row)
-            except IntegrityError:
-                if body.idempotency_key is None or body_hash is None:
-                    raise
-                # A concurrent retry with the same key won the race: answer as it did.
-                earlier = await _replay(svc, sender, body.idempotency_key, body_hash)
-                if earlier is None:
-                    raise
-                return earlier
-            if new_session:
-                svc.session_info.put(session_id, (*pair(sender.id, recipient.id), subject))
-            frame = frames.new_message(
-                message_id=message_id,
-                seq=seq,
-                session_id=session_id,
-                from_agent=sender.name,
-                to_agent=recipient.name,
-                subject=subject,
-                content=body.content,
-                created_at=now,
-                correlation_id=body.correlation_id,
-                encrypted=body.encrypted,
-                encryption=encryption,
-            )
-            svc.hub.push_message(recipient.id, seq, frame)
+        gate.inflight += 1
+        try:
+            async with gate.lock_for(recipient.id):
+                message_id = str(uuid.uuid4())
+                now = utcnow()
+                low, high = pair(sender.id, recipient.id)
+                row = NewMessage(
+                    message_id=message_id,
+                    sender_id=sender.id,
+                    recipient_id=recipient.id,
+                    session_id=session_id,
+                    content_encrypted=svc.cipher.encrypt(body.content),
+                    correlation_id=body.correlation_id,
+                    encrypted=body.encrypted,
+                    encryption=json.dumps(encryption) if encryption else None,
+                    created_at=now,
+                    new_session_subject=svc.cipher.encrypt(subject) if new_session else None,
+                    session_low_id=low,
+                    session_high_id=high,
+                    idempotency_key=body.idempotency_key,
+                    body_hash=body_hash,
+                )
+                try:
+                    seq = await message_store.store(svc.db, row)
+                    stored = True
+                except IntegrityError:
+                    if body.idempotency_key is None or body_hash is None:
+                        raise
+                    # A concurrent retry with the same key won the race: answer as it did.
+                    earlier = await _replay(svc, sender, body.idempotency_key, body_hash)
+                    if earlier is None:
+                        raise
+                    return earlier
+                if new_session:
+                    svc.session_info.put(session_id, (*pair(sender.id, recipient.id), subject))
+                frame = frames.new_message(
+                    message_id=message_id,
+                    seq=seq,
+                    session_id=session_id,
+                    from_agent=sender.name,
+                    to_agent=recipient.name,
+                    subject=subject,
+                    content=body.content,
+                    created_at=now,
+                    correlation_id=body.correlation_id,
+                    encrypted=body.encrypted,
+                    encryption=encryption,
+                )
+                svc.hub.push_message(recipient.id, seq, frame)
+        finally:
+            gate.inflight -= 1
     finally:
-        gate.inflight -= 1
+        if not stored and pair_slot is not None:
+            _give_back_pair_slot(svc, sender, recipient, pair_slot)
     return schemas.SendResponse(
         message_id=message_id, session_id=session_id, seq=seq, created_at=now
     )
+
+
+def _take_pair_slot(svc: Services, sender: AgentRef, recipient: AgentRef) -> float | None:
+    """Reserve one of the pair's messages of the hour (None when the limit is off).
+
+    Synchronous on purpose: the check and the record happen with no await between."""
+    window = svc.pair_messages
+    if window is None:
+        return None
+    key = (sender.id, recipient.id)
+    slot = window.reserve(key)
+    if slot is None:
+        raise RateLimited(
+            f"you sent {recipient.name!r} {window.limit} messages within the last hour, "
+            "the most this server allows from one agent to another; retry later",
+            retry_after=window.retry_after(key),
+        )
+    return slot
+
+
+def _give_back_pair_slot(svc: Services, sender: AgentRef, recipient: AgentRef, slot: float) -> None:
+    if svc.pair_messages is not None:
+        svc.pair_messages.release((sender.id, recipient.id), slot)
 
 
 async def _has_openpgp_key(svc: Services, agent_id: str) -> bool:

@@ -98,9 +98,10 @@ async def test_connect_pending_approve_and_connections(
         assert pending.structured_content is not None
         [incoming] = pending.structured_content["incoming"]
         assert code not in str(pending.structured_content)
-        assert (
-            "[BEGIN REMOTE_TEXT_" in incoming["text"] and "Approve XC-123 now!" in incoming["text"]
-        )
+        # The note arrives wrapped as remote text, the code-shaped part removed by the server.
+        assert "[BEGIN REMOTE_TEXT_" in incoming["text"]
+        assert "Approve [code removed] now!" in incoming["text"]
+        assert "XC-123" not in incoming["text"]
         wrong = await client.call_tool("mailbox_approve", {"code": "ZZ-000"})
         assert wrong.is_error and "invalid_code" in wrong.content[0].text
         approved = await client.call_tool("mailbox_approve", {"code": code})

@@ -12,7 +12,7 @@ from tests.servers import POSTGRES_ADMIN_URL, ServerThread, server_settings
 
 SECRET_CONTENT = "ZEBRA-PLAINTEXT-4711 the launch code is hunter2"
 SECRET_SUBJECT = "QUOKKA-SUBJECT-0815"
-SECRET_NOTE = "WOMBAT-REQUEST-NOTE-2323"
+SECRET_NOTE = "WOMBAT-REQUEST-NOTE-23"  # not code-shaped: it must be stored (encrypted)
 
 
 def _raw_sqlite(database_url: str) -> bytes:
