@@ -7,6 +7,7 @@ error code, so callers can say exactly what went wrong.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -125,6 +126,22 @@ class MailboxAPI:
             body["encrypted"] = True
             body["encryption"] = {"algorithm": "openpgp", "format": "armored"}
         return await self._call("POST", "/messages/send", json=body)
+
+    async def send_once(
+        self,
+        to: str,
+        content: str,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """`send`, tried again once if the server could not be reached, under one
+        idempotency key: a retry after a lost answer cannot send twice."""
+        key = idempotency_key or uuid.uuid4().hex
+        try:
+            return await self.send(to, content, idempotency_key=key, **fields)
+        except ServerUnreachable:
+            return await self.send(to, content, idempotency_key=key, **fields)
 
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/messages/{message_id}")

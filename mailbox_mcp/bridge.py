@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
@@ -25,6 +26,8 @@ from .errors import ConfigError, MailboxAPIError
 from .gateway import GatewayClient
 from .listener import Listener
 from .run_watch import RunWatcher
+from .safety.context import Safety
+from .safety.guard import InboundGuard
 from .settings import BridgeSettings
 from .state import DeliveredLog
 
@@ -43,6 +46,7 @@ class Bridge:
         self.api_key = settings.resolved_api_key()
         self.api = MailboxAPI(settings.server_url, self.api_key)
         self.e2e = EndToEnd(settings, self.api)
+        self.safety = Safety(settings, self.api_key)
         self.identity: Identity | None = None
         self.listener: Listener | None = None
         self.injector: Injector | None = None
@@ -99,12 +103,24 @@ class Bridge:
         )
         store = DeliveredLog(settings.state_dir, identity.agent_id)
         self.runs = RunWatcher(self.gateway, settings.state_dir, identity.agent_id)
-        self.injector = Injector(settings, self.gateway, store, e2e=self.e2e, runs=self.runs)
+        guard = _inbound_guard(settings)
+        self.injector = Injector(
+            settings,
+            self.gateway,
+            store,
+            e2e=self.e2e,
+            runs=self.runs,
+            safety=self.safety,
+            agent_id=identity.agent_id,
+            guard=guard,
+        )
         self.listener = Listener(
             self.api.ws_url,
             self.api_key or "",
             store,
             self.injector.deliver,
+            on_event=self._on_connection_event,
+            on_connected=self.sync_connections,
             backoff=Backoff(settings.retry_initial_seconds, settings.retry_max_seconds),
         )
         try:
@@ -114,6 +130,29 @@ class Bridge:
                 tasks.cancel_scope.cancel()
         finally:
             store.close()
+            if guard is not None:
+                await guard.aclose()
+
+    async def sync_connections(self) -> None:
+        """Reply handles follow the connections: a revoke missed while nobody listened
+        voids the handles minted before it all the same (safety/ledger.py)."""
+        try:
+            connections = await self.api.connections()
+        except MailboxAPIError as exc:
+            log.warning("cannot list connections to check reply handles: %s", exc)
+            return
+        connected = {c["peer_agent_name"]: c["connected_at"] for c in connections}
+        for peer in self.safety.ledger.sync_connections(connected):
+            log.info("connection with %s changed: its earlier reply handles are void", peer)
+
+    async def _on_connection_event(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "connection_revoked":
+            peer = str(frame.get("peer_agent_name", ""))
+            if peer:
+                self.safety.ledger.bump_epoch(peer)
+                log.info("connection with %s revoked: its reply handles are void", peer)
+        if frame.get("type") in ("connection_revoked", "connection_approved"):
+            await self.sync_connections()
 
     async def _identify_with_retry(self) -> Identity:
         backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)
@@ -138,6 +177,16 @@ class Bridge:
 
     async def aclose(self) -> None:
         self.e2e.close()
+        self.safety.close()
         await self.api.aclose()
         if self.gateway is not None:
             await self.gateway.aclose()
+
+
+def _inbound_guard(settings: BridgeSettings) -> InboundGuard | None:
+    if not settings.guard_url or not settings.guard_model:
+        return None
+    key = settings.guard_api_key.get_secret_value() if settings.guard_api_key else None
+    return InboundGuard(
+        settings.guard_url, settings.guard_model, api_key=key, timeout=settings.guard_timeout
+    )

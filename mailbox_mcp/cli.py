@@ -26,6 +26,10 @@ from .doctor import run_doctor
 from .errors import ConfigError, MailboxAPIError
 from .keys_cli import add_keys_parser, run_keys
 from .openclaw_home import main_workspace as openclaw_main_workspace
+from .safety.audit_cli import add_audit_parser, run_audit
+from .safety.context import Safety
+from .safety.ledger import Ledger
+from .safety.owner_cli import add_owner_parsers, run_autonomy, run_peers, run_review
 from .serve_auth import serve_token
 from .settings import BridgeSettings
 from .snippets import (
@@ -111,6 +115,7 @@ async def _register(settings: BridgeSettings, args: argparse.Namespace) -> int:
 async def _connect(settings: BridgeSettings, args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         request = await api.request_connection(args.peer, args.message)
+    _audit(settings, "connect_requested", peer=request["target_agent_name"], text=args.message)
     print(f"Requested a connection to {request['target_agent_name']}.")
     print(f"Verification code: {request['verification_code']}  (expires {request['expires_at']})")
     print("Give this code to the other agent's owner; they run `mailbox-mcp approve CODE`.")
@@ -136,6 +141,7 @@ async def _pending(settings: BridgeSettings, _args: argparse.Namespace) -> int:
 async def _approve(settings: BridgeSettings, args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         approved = await api.approve(args.code)
+    _audit(settings, "connection_approved", peer=approved["peer_agent_name"])
     print(f"Connected with {approved['peer_agent_name']}.")
     return 0
 
@@ -153,8 +159,23 @@ async def _connections(settings: BridgeSettings, _args: argparse.Namespace) -> i
 async def _revoke(settings: BridgeSettings, args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         await api.revoke(args.peer)
+    # Every reply handle minted for this peer stops working now, whether or not a
+    # bridge is listening to hear the revoke.
+    ledger = Ledger(settings.state_dir)
+    try:
+        ledger.bump_epoch(args.peer)
+    finally:
+        ledger.close()
     print(f"Disconnected from {args.peer}.")
     return 0
+
+
+def _audit(settings: BridgeSettings, event: str, **fields: str | None) -> None:
+    safety = Safety(settings, settings.resolved_api_key())
+    try:
+        safety.audit.record(event, **fields)
+    finally:
+        safety.close()
 
 
 async def _doctor(settings: BridgeSettings, _args: argparse.Namespace) -> int:
@@ -244,13 +265,19 @@ def _workspaces(settings: BridgeSettings, args: argparse.Namespace) -> tuple[str
         # ritual its first peer message would walk into. Never over the owner's files.
         folder = Path(workspace)
         try:
-            changed = prepare_peer_workspace(folder)
+            done = prepare_peer_workspace(folder)
         except OSError as exc:
             print(f"mailbox-mcp: cannot prepare the workspace {folder}: {exc}", file=sys.stderr)
             return 1
-        for path in changed:
-            verb = "removed" if path.name == "BOOTSTRAP.md" else "wrote"
-            print(f"mailbox-mcp: {verb} {path}", file=sys.stderr)
+        for path, what in done:
+            if what == "kept":
+                print(
+                    f"mailbox-mcp: kept {path}: you edited it, so it stays as it is; check that "
+                    "it tells the agent to answer with mailbox_reply",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"mailbox-mcp: {what} {path}", file=sys.stderr)
     return workspace, main_workspace
 
 
@@ -309,6 +336,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("peer")
     commands.add_parser("doctor", help="check server, key, gateway and permissions")
     add_keys_parser(commands)
+    add_owner_parsers(commands)
+    add_audit_parser(commands)
     p = commands.add_parser(
         "config", help="print a ready-to-paste MCP server entry, or a systemd user unit"
     )
@@ -360,6 +389,10 @@ COMMANDS: dict[str, Command] = {
     "disconnect": _revoke,
     "doctor": _doctor,
     "keys": run_keys,
+    "autonomy": run_autonomy,
+    "peers": run_peers,
+    "review": run_review,
+    "audit": run_audit,
 }
 
 

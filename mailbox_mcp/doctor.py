@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from . import __version__
 from .api import MailboxAPI
 from .election import ListenerLock
-from .errors import MailboxAPIError, ServerUnreachable
+from .errors import BridgeError, MailboxAPIError, ServerUnreachable
 from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
 from .openclaw_home import bridge_env, config_path, read_config
 from .policy import FIX as POLICY_FIX
 from .policy import inspect_policy
 from .run_watch import load_failure
+from .safety import review
 from .settings import BridgeSettings
+from .workspace import CURRENT, EDITED, MISSING, inspect_peer_workspace
 
 
 @dataclass
@@ -139,17 +143,84 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
         )
     checks.extend(gateway_checks)
     checks.append(peer_policy_check(settings))
+    role_files = role_files_check(settings)
+    if role_files is not None:
+        checks.append(role_files)
     return checks
 
 
 def peer_policy_check(settings: BridgeSettings) -> Check:
-    """Warn (not fail) when runs started by peers' messages keep dangerous tools."""
+    """Fail when a dedicated peer agent reaches more of the mailbox than the reply; warn
+    when runs started by peers' messages keep the owner's own tools (the plain setup)."""
     finding = inspect_policy(config_path(), settings.session_agent_id)
     if finding.safe is None:
         return Check("peer agent tools", None, f"not checked: {finding.detail}")
     if finding.safe:
         return Check("peer agent tools", True, finding.detail)
+    if finding.reaches_owner_tools:
+        return Check("peer agent tools", False, finding.detail, finding.fix)
     return Check("peer agent tools", None, finding.detail, POLICY_FIX, warning=True)
+
+
+def role_files_check(settings: BridgeSettings) -> Check | None:
+    """The peer agent's role files: an unchanged old version is rewritten by `config
+    openclaw`; a file the owner edited is left alone, and said so here."""
+    try:
+        config = read_config(config_path())
+    except (OSError, ValueError):
+        return None
+    entries = config.get("agents", {}).get("entries", {}) if isinstance(config, dict) else {}
+    entry = entries.get(settings.session_agent_id) if isinstance(entries, dict) else None
+    folder = entry.get("workspace") if isinstance(entry, dict) else None
+    if settings.session_agent_id == "main" or not isinstance(folder, str) or not folder:
+        return None
+    roles = inspect_peer_workspace(Path(folder).expanduser())
+    stale = [r.path.name for r in roles if r.state not in (CURRENT, EDITED, MISSING)]
+    edited = [r.path.name for r in roles if r.state == EDITED]
+    if stale:
+        return Check(
+            "peer agent role files",
+            None,
+            f"{', '.join(stale)} in {folder} are an older version (they name tools the agent "
+            "no longer has)",
+            "run `mailbox-mcp config openclaw` again: it updates files you did not edit",
+            warning=True,
+        )
+    if edited:
+        return Check(
+            "peer agent role files",
+            None,
+            f"{', '.join(edited)} in {folder}: edited by you, so left as they are",
+            "make sure they tell the agent to answer with mailbox_reply(reply_token=..., "
+            "content=...), its only tool",
+            warning=True,
+        )
+    return Check("peer agent role files", True, f"current in {folder}")
+
+
+def review_check(settings: BridgeSettings) -> Check | None:
+    """What waits for the owner (held replies, screened-out messages)."""
+    from .safety.context import Safety
+    from .safety.owner_cli import expire_and_audit
+
+    safety = Safety(settings, settings.resolved_api_key())
+    try:
+        expire_and_audit(safety)
+        waiting = review.count_waiting(safety.ledger)
+    except (BridgeError, OSError, sqlite3.Error) as exc:
+        return Check("owner review", None, f"not checked: {exc}")
+    finally:
+        safety.close()
+    if not waiting:
+        return None
+    return Check(
+        "owner review",
+        None,
+        f"{waiting} item{'s' if waiting != 1 else ''} wait{'' if waiting != 1 else 's'} for "
+        "your decision (replies past a peer's budget, messages the guard held)",
+        "`mailbox-mcp review`, then `review approve ID` or `review reject ID`",
+        warning=True,
+    )
 
 
 def _key_source(settings: BridgeSettings) -> str:
@@ -243,6 +314,9 @@ async def run_doctor(settings: BridgeSettings) -> int:
     if adopted:
         print(f"[info] settings {adopted}")
     checks = await collect_checks(settings)
+    waiting = review_check(settings)
+    if waiting is not None:
+        checks.append(waiting)
     failed = False
     for check in checks:
         mark = "skip" if check.ok is None else ("ok" if check.ok else "FAIL")

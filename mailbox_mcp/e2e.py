@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from . import envelope
 from .api import MailboxAPI
 from .errors import MailboxAPIError
 from .settings import BridgeSettings
@@ -42,7 +41,6 @@ __all__ = [
     "SIGNATURE_UNVERIFIED",
     "EndToEnd",
     "Opened",
-    "render",
     "undecryptable",
 ]
 
@@ -197,39 +195,4 @@ def undecryptable(armored: str, why: str) -> Opened:
         content=armored,
         notice=f"{ENCRYPTED_NOTICE} — {why}; the armored text follows",
         signature=SIGNATURE_UNKNOWN,
-    )
-
-
-async def render(
-    message: dict[str, Any],
-    settings: BridgeSettings,
-    e2e: EndToEnd | None,
-    *,
-    me: str | None = None,
-) -> str:
-    """`message` in the untrusted-message envelope, decrypted and checked if it is encrypted.
-
-    `me` is our agent name, if known: our own sent messages (in a history)
-    are encrypted for the recipient only and say so.
-    """
-    peer = message["from_agent"]
-    content = message.get("content", "")
-    trust_level = settings.trust_level(peer)
-    notice = signature = None
-    if message.get("encrypted"):
-        if e2e is None:  # built without encryption support
-            opened = undecryptable(content, "COULD NOT DECRYPT: no OpenPGP support here")
-        else:
-            opened = await e2e.open(message, me=me)
-        content, notice, signature = opened.content, opened.notice, opened.signature
-        if not opened.signature_valid:
-            trust_level = "UNKNOWN"  # only a valid signature may back the owner's trust
-    return envelope.wrap_incoming_message(
-        from_agent=peer,
-        subject=message.get("subject"),
-        content=content,
-        session_id=message["session_id"],
-        trust_level=trust_level,
-        notice=notice,
-        signature=signature,
     )

@@ -34,6 +34,7 @@ import unicodedata
 
 __all__ = [
     "AGENT_NAME_PATTERN",
+    "REPLY_TOKEN_PATTERN",
     "SESSION_ID_PATTERN",
     "SUBJECT_MAX_CHARS",
     "TRUST_LEVELS",
@@ -48,6 +49,8 @@ __all__ = [
 
 AGENT_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,30}[a-z0-9]", re.ASCII)
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+# A reply handle (safety/handles.py) is base64url: no quote, bracket or line break.
+REPLY_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,200}", re.ASCII)
 # Letters and digits only, so a nonce can never carry a bracket or a line break.
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9]{8,64}", re.ASCII)
 TRUST_LEVELS = ("UNKNOWN", "KNOWN", "TRUSTED")
@@ -244,16 +247,22 @@ def wrap_incoming_message(
     nonce: str | None = None,
     notice: str | None = None,
     signature: str | None = None,
+    reply_token: str | None = None,
 ) -> str:
     """The text injected for one incoming message (contract, section 6).
+
+    With ``reply_token`` (a reply handle, section 9) the reply line is
+    ``mailbox_reply(reply_token=...)``: what a run started by this message can
+    use. Without it, the owner's ``mailbox_send(to=..., session_id=...)`` line,
+    for tool output in the owner's own session.
 
     ``notice`` is an extra header line of our own (for example
     "Encryption: end-to-end (OpenPGP)"); ``signature`` is the value shown
     after "Signature  : ". Both are still collapsed to one line. Without
     ``nonce`` a fresh one is drawn.
 
-    Raises ``ValueError`` for an agent name, session id, trust level or nonce
-    that does not match its pattern.
+    Raises ``ValueError`` for an agent name, session id, trust level, reply
+    token or nonce that does not match its pattern.
     """
     from_agent = _check(AGENT_NAME_PATTERN, from_agent, "agent name")
     session_id = _check(SESSION_ID_PATTERN, session_id, "session id")
@@ -270,9 +279,16 @@ def wrap_incoming_message(
         *_fenced(MESSAGE_BLOCK, new_nonce() if nonce is None else nonce, content),
         "",
         "HOW TO REPLY:",
-        f'  mailbox_send(to="{from_agent}", content="...", session_id="{session_id}")',
+        _reply_line(from_agent, session_id, reply_token),
     ]
     return "\n".join(lines)
+
+
+def _reply_line(from_agent: str, session_id: str, reply_token: str | None) -> str:
+    if reply_token is None:
+        return f'  mailbox_send(to="{from_agent}", content="...", session_id="{session_id}")'
+    reply_token = _check(REPLY_TOKEN_PATTERN, reply_token, "reply token")
+    return f'  mailbox_reply(reply_token="{reply_token}", content="...")'
 
 
 def wrap_remote_text(*, source: str, label: str, text: str, nonce: str | None = None) -> str:

@@ -31,6 +31,7 @@ HEALTHY_AFTER_SECONDS = 10.0
 
 Deliver = Callable[[dict[str, Any]], Awaitable[bool]]
 EventHook = Callable[[dict[str, Any]], Awaitable[None]]
+ConnectedHook = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Listener:
         deliver: Deliver,
         *,
         on_event: EventHook | None = None,
+        on_connected: ConnectedHook | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         self.ws_url = ws_url
@@ -59,6 +61,7 @@ class Listener:
         self.log_store = log_store
         self.deliver = deliver
         self.on_event = on_event
+        self.on_connected = on_connected
         self.backoff = backoff or Backoff()
         self.status = ListenerStatus(acked_seq=log_store.acked_seq())
 
@@ -113,6 +116,8 @@ class Listener:
             self.status.reason = None
             self.status.connected_since = time.time()
             log.info("listening for mail as %s", first.get("agent_name"))
+            if self.on_connected is not None:
+                await self.on_connected()
             try:
                 async for raw in ws:
                     await self._handle(ws, json.loads(raw))

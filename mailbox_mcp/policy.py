@@ -1,15 +1,19 @@
-"""Can a peer's message reach past its session? A look at the receiving agent's tools.
+"""Can a peer's message reach past its reply? A look at the receiving agent's tools.
 
-Runs in per-peer sessions are started by other agents' messages. If the agent
-that owns those sessions keeps the owner's tools (`exec`, `write`,
-`sessions_send`, …), a message that talks the model into using them reaches
-the owner's machine or main session, envelope or not. This reads the
-`openclaw.json` the gateway uses (plain JSON; OpenClaw also accepts JSON5,
-which is then reported as unreadable rather than guessed at).
+Runs in per-peer sessions are started by other agents' messages. The agent
+that owns those sessions should reach exactly one mailbox tool, the reply
+(contract, section 9): with `mailbox__*` a fooled run can read every other
+conversation, send to any peer and approve connection codes. If it keeps the
+owner's own tools (`exec`, `write`, `sessions_send`, ...), a message that talks
+the model into using them reaches the owner's machine or main session. This
+reads the `openclaw.json` the gateway uses (plain JSON; OpenClaw also accepts
+JSON5, which is then reported as unreadable rather than guessed at).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,20 @@ from .openclaw_home import read_config
 
 DANGEROUS = ("exec", "write", "sessions_send")
 DANGEROUS_GROUPS = ("group:runtime", "group:fs", "group:sessions")
+# What the peer agent may reach: the reply, nothing else of ours.
+REPLY_TOOL = "mailbox_reply"
+OWNER_TOOLS = (
+    "mailbox_send",
+    "mailbox_inbox",
+    "mailbox_history",
+    "mailbox_connect",
+    "mailbox_pending",
+    "mailbox_approve",
+    "mailbox_connections",
+    "mailbox_status",
+)
+# Policy entries that stand for every MCP tool at once.
+_ALL_MCP = ("*", "group:plugins", "bundle-mcp")
 FIX = (
     "give peer sessions a fenced-off agent: `mailbox-mcp config openclaw` "
     "(the default setup, not --plain), merge its agents.entries "
@@ -25,10 +43,20 @@ FIX = (
 )
 
 
+def reply_only_fix(agent_id: str, server: str = "mailbox") -> str:
+    return (
+        f"openclaw config set agents.entries.{agent_id}.tools.allow "
+        f"'[\"{server}__{REPLY_TOOL}\"]' --strict-json"
+    )
+
+
 @dataclass
 class PolicyFinding:
     safe: bool | None  # None: could not tell
     detail: str
+    # A dedicated peer agent that reaches other mailbox tools: doctor fails with `fix`.
+    reaches_owner_tools: bool = False
+    fix: str | None = None
 
 
 def inspect_policy(config_path: Path, agent_id: str) -> PolicyFinding:
@@ -41,36 +69,75 @@ def inspect_policy(config_path: Path, agent_id: str) -> PolicyFinding:
     return judge(config, agent_id)
 
 
+def mailbox_servers(config: dict[str, Any]) -> list[str]:
+    """The names `mcp.servers` gives our bridge (`mailbox` unless renamed)."""
+    servers = _dict(_dict(config.get("mcp")).get("servers"))
+    ours = [
+        name
+        for name, entry in servers.items()
+        if name == "mailbox" or "mailbox_mcp" in json.dumps(entry) or "mailbox-mcp" in name
+    ]
+    return sorted(ours) or ["mailbox"]
+
+
 def judge(config: dict[str, Any], agent_id: str) -> PolicyFinding:
     """The verdict for the agent that owns the per-peer sessions."""
-    entry = config.get("agents", {}).get("entries", {}).get(agent_id) or {}
-    tools = entry.get("tools") or {}
-    allow = tools.get("allow")
+    entry = _dict(_dict(_dict(config.get("agents")).get("entries")).get(agent_id))
+    allow = _allow_list(_dict(entry.get("tools")).get("allow"))
     if agent_id == "main" or not allow:
         return PolicyFinding(
             False,
             f"peer sessions belong to agent {agent_id!r}, which has no tool allow list: "
-            f"runs started by other agents' messages can use {', '.join(DANGEROUS)}",
+            f"runs started by other agents' messages can use {', '.join(DANGEROUS)} and every "
+            "mailbox tool",
         )
-    risky = [
-        tool
-        for tool in allow
-        if tool in DANGEROUS or tool in DANGEROUS_GROUPS or tool in ("*", "group:plugins")
-    ]
+    servers = mailbox_servers(config)
+    owner_tools = [f"{s}__{tool}" for s in servers for tool in OWNER_TOOLS]
+    reached = sorted(
+        {
+            pattern
+            for pattern in allow
+            if pattern in _ALL_MCP or any(fnmatch.fnmatchcase(t, pattern) for t in owner_tools)
+        }
+    )
+    if reached:
+        return PolicyFinding(
+            False,
+            f"agent {agent_id!r} allows {', '.join(reached)}: runs started by peers' messages "
+            "reach the owner's mailbox tools (read every conversation, send to any peer, "
+            "approve codes), not only the reply",
+            reaches_owner_tools=True,
+            fix=reply_only_fix(agent_id, servers[0]),
+        )
+    risky = [tool for tool in allow if tool in DANGEROUS or tool in DANGEROUS_GROUPS]
     if risky:
         return PolicyFinding(
             False, f"agent {agent_id!r} allows {', '.join(risky)} to runs started by peers"
         )
-    servers = set((config.get("mcp") or {}).get("servers") or {})
-    prefixes = {tool.split("__", 1)[0] for tool in allow if "__" in tool}
-    if servers and prefixes and not prefixes & servers:
+    replies = [f"{s}__{REPLY_TOOL}" for s in servers]
+    if not any(fnmatch.fnmatchcase(t, p) for t in replies for p in allow):
         # Seen live: an allow list that matches no tool fails every run before the
         # model is called, while the injection itself is accepted.
         return PolicyFinding(
             False,
-            f"agent {agent_id!r} allows {', '.join(allow)}, but mcp.servers has only "
-            f"{', '.join(sorted(servers))}: no tool matches, so every run of it fails",
+            f"agent {agent_id!r} allows {', '.join(allow)}, which does not match "
+            f"{replies[0]}: peer runs cannot reply, and with no tool matched every run fails",
+            reaches_owner_tools=True,
+            fix=reply_only_fix(agent_id, servers[0]),
         )
     return PolicyFinding(
         True, f"agent {agent_id!r} allows only {', '.join(allow)} to runs started by peers"
     )
+
+
+def _allow_list(value: object) -> list[str]:
+    # A string is one entry, not a list of characters.
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

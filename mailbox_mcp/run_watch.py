@@ -49,9 +49,10 @@ class RunFailure:
         error = self.error.lower()
         if "no callable tools remain" in error:
             return (
-                "the agent's tools.allow matches no tool: keep it `mailbox__*` for "
-                "`mcp.servers.mailbox`, and check that OpenClaw can start the bridge (its "
-                "cwd, the state dir, must exist: `mailbox-mcp config openclaw` makes it)"
+                "the agent's tools.allow matches no tool: make it "
+                '`["mailbox__mailbox_reply"]` for `mcp.servers.mailbox`, and check that '
+                "OpenClaw can start the bridge (its cwd, the state dir, must exist: "
+                "`mailbox-mcp config openclaw` makes it)"
             )
         if "agent database cleanup failed" in error or "another openclaw process owns" in error:
             # OpenClaw's own state database (seen with 2026.9.6): sticky until a restart

@@ -48,8 +48,17 @@ class BridgeSettings(BaseSettings):
     serve_token: SecretStr | None = Field(default=None, alias="MAILBOX_SERVE_TOKEN")
     # Peers the owner vouches for, shown in the envelope's trust line: "alice,bob".
     trusted_peers: str = Field(default="", alias="MAILBOX_TRUSTED_PEERS")
+    # Which tools this MCP server offers: the owner's set, the peer-session set
+    # (`mailbox_reply` alone), or both (OpenClaw's per-agent allow lists pick).
+    tools: Literal["all", "owner", "peer"] = Field(default="all", alias="MAILBOX_TOOLS")
+    # Optional inbound screening (contract, section 9): an OpenAI-compatible endpoint and a
+    # pinned model classify each incoming message before injection; fail closed.
+    guard_url: str | None = Field(default=None, alias="MAILBOX_GUARD_URL")
+    guard_model: str | None = Field(default=None, alias="MAILBOX_GUARD_MODEL")
+    guard_api_key: SecretStr | None = Field(default=None, alias="MAILBOX_GUARD_API_KEY")
+    guard_timeout: float = Field(default=10.0, gt=0, le=300, alias="MAILBOX_GUARD_TIMEOUT")
 
-    @field_validator("server_url", "gateway_url")
+    @field_validator("server_url", "gateway_url", "guard_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -80,6 +89,11 @@ class BridgeSettings(BaseSettings):
             raise ValueError(
                 "MAILBOX_SESSION_KEY_TEMPLATE must start with 'agent:' and contain {peer}, "
                 f"e.g. {DEFAULT_SESSION_KEY_TEMPLATE!r}"
+            )
+        if self.guard_url and not (self.guard_model or "").strip():
+            raise ValueError(
+                "MAILBOX_GUARD_URL needs MAILBOX_GUARD_MODEL: a pinned model id, so the "
+                "verdicts do not change under you"
             )
         key = self.session_key("probe-peer")
         if key.endswith(":main") or key == f"agent:{self.agent_id}:main":

@@ -81,9 +81,11 @@ def openclaw_main_config(
     }
 
 
-# What the dedicated peer agent may use: the mailbox tools, nothing that reaches the
-# owner's machine, files, other sessions, automation, messaging, nodes or UI. An allow
-# list, since a deny list alone still offered file_write and web_fetch (OPENCLAW.md).
+# What the dedicated peer agent may use: the reply to the peer whose message started
+# its run (contract, section 9), and nothing that reaches the owner's other mail, machine,
+# files, other sessions, automation, messaging, nodes or UI. An allow list, since a deny
+# list alone still offered file_write and web_fetch (OPENCLAW.md).
+PEER_AGENT_ALLOW = "mailbox__mailbox_reply"
 PEER_AGENT_DENY = [
     "group:runtime",
     "group:fs",
@@ -106,8 +108,8 @@ def openclaw_dedicated_config(
     serve_url: str | None = None,
     serve_token: str | None = None,
 ) -> dict[str, Any]:
-    """The safe setup: peer sessions belong to a fenced-off agent that has only the
-    mailbox tools; messages enter through the gateway's `agent` method, so no
+    """The safe setup: peer sessions belong to a fenced-off agent whose one tool is
+    `mailbox_reply`; messages enter through the gateway's `agent` method, so no
     `gateway.tools.allow` is needed at all."""
     entry = _server_entry(settings, agent_id, include_key, serve_url, serve_token)
     return {
@@ -118,7 +120,7 @@ def openclaw_dedicated_config(
                 "main": {"workspace": main_workspace or MAIN_WORKSPACE_PLACEHOLDER},
                 agent_id: {
                     "workspace": workspace or str(settings.state_dir / "openclaw-workspace"),
-                    "tools": {"allow": ["mailbox__*"], "deny": PEER_AGENT_DENY},
+                    "tools": {"allow": [PEER_AGENT_ALLOW], "deny": PEER_AGENT_DENY},
                 },
             }
         },

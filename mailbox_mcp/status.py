@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from .bridge import Bridge
-from .errors import MailboxAPIError, ServerUnreachable
+from .errors import BridgeError, MailboxAPIError, ServerUnreachable
+from .safety import review
 from .tool_errors import NEXT_STEP
 from .tool_results import StatusResult
 
@@ -55,6 +57,10 @@ async def status(bridge: Bridge) -> StatusResult:
         failure = bridge.runs.last_failure if bridge.runs is not None else None
         if failure is not None:
             run_failure = f"{failure.describe()}; fix: {failure.fix}"
+    try:
+        waiting = review.count_waiting(bridge.safety.ledger)
+    except (BridgeError, OSError, sqlite3.Error):  # a damaged state dir: the tools say so
+        waiting = 0
     return StatusResult(
         agent_name=name,
         server_url=settings.server_url,
@@ -69,4 +75,5 @@ async def status(bridge: Bridge) -> StatusResult:
         gateway_url=settings.gateway_url,
         injection=settings.injection_path if settings.push_mode else None,
         last_run_failure=run_failure,
+        review_waiting=waiting,
     )

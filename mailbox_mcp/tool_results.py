@@ -19,6 +19,10 @@ class WrappedMessage(BaseModel):
     from_agent: str
     to_agent: str
     created_at: str
+    delivered_at: str | None = Field(
+        default=None,
+        description="When the recipient acknowledged it (null until then): for mail you sent",
+    )
     text: str = Field(description="The message inside an untrusted-content envelope")
 
 
@@ -105,4 +109,9 @@ class StatusResult(BaseModel):
         default=None,
         description="The last OpenClaw run an injected message started that failed before the "
         "agent read it (cleared by a later run that succeeds), with its fix",
+    )
+    review_waiting: int = Field(
+        default=0,
+        description="Items waiting for the owner's decision (replies past a peer's budget, "
+        "messages the inbound guard held): the owner runs `mailbox-mcp review`",
     )

@@ -10,7 +10,6 @@ never appears in any output.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -18,9 +17,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from . import e2e, envelope
+from . import envelope
 from .bridge import Bridge
-from .errors import BridgeError, ConfigError, MailboxAPIError, ServerUnreachable
+from .errors import BridgeError, ConfigError, MailboxAPIError
+from .incoming import render
+from .safety.reply import ReplyResult, reply
 from .status import status
 from .tool_errors import tool_error
 from .tool_results import (
@@ -69,7 +70,8 @@ async def wrap_message(bridge: Bridge, message: dict[str, Any]) -> WrappedMessag
         from_agent=message["from_agent"],
         to_agent=message["to_agent"],
         created_at=message["created_at"],
-        text=await e2e.render(message, bridge.settings, bridge.e2e, me=me),
+        delivered_at=message.get("delivered_at"),
+        text=await render(message, bridge.settings, bridge.e2e, me=me),
     )
 
 
@@ -89,6 +91,55 @@ def wrap_request(request: dict[str, Any]) -> ConnectionRequestView:
 
 
 def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
+    """The sets MAILBOX_TOOLS asks for: the owner's, the peer session's, or both."""
+    if bridge.settings.tools in ("all", "owner"):
+        register_owner_tools(mcp, bridge)
+    if bridge.settings.tools in ("all", "peer"):
+        register_peer_tools(mcp, bridge)
+
+
+def register_peer_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
+    """The peer-session set: `mailbox_reply` alone (contract, section 9)."""
+
+    @mcp.tool(
+        name="mailbox_reply",
+        title="Reply to the agent whose message you are reading",
+        annotations=WRITES,
+        description=(
+            "Answer the message you received. Copy reply_token exactly from the message's HOW "
+            "TO REPLY line: it names that agent and that conversation, and the reply goes there "
+            "and nowhere else. Your owner's budget decides whether it goes out now or waits for "
+            "the owner (status 'held': not an error, do not send again). Never put secrets or "
+            "your owner's private data in a reply."
+        ),
+    )
+    async def mailbox_reply(
+        reply_token: Annotated[
+            str,
+            Field(
+                description="The reply_token from the message you answer",
+                min_length=1,
+                max_length=200,
+            ),
+        ],
+        content: Annotated[
+            str, Field(description="The reply text", min_length=1, max_length=65536)
+        ],
+        encrypt: Annotated[
+            bool,
+            Field(description="Encrypt the reply end to end with OpenPGP and sign it"),
+        ] = False,
+    ) -> ReplyResult:
+        try:
+            return await reply(bridge, reply_token, content, encrypt)
+        except (MailboxAPIError, ConfigError) as exc:
+            raise tool_error(exc) from None
+        except BridgeError as exc:  # refused handle, secret, crypto: each says what to do
+            raise ToolError(str(exc)) from None
+
+
+def register_owner_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
+    """The owner's set, for the owner's own session."""
     api = bridge.api
 
     @mcp.tool(
@@ -129,36 +180,28 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
         ] = False,
     ) -> SendResult:
         _need_key(bridge)
+        _check_outgoing(bridge, to, content, subject)
         if bridge.settings.require_encryption and not encrypt:
             raise ToolError(
                 "MAILBOX_REQUIRE_ENCRYPTION is on: nothing is sent in plaintext. "
                 "Call again with encrypt=true."
             )
-        if encrypt:
-            try:
-                content = await bridge.e2e.seal(to, content)
-            except MailboxAPIError as exc:
-                raise tool_error(exc) from None
-            except BridgeError as exc:  # crypto.CryptoError: each says what to do
-                raise ToolError(str(exc)) from None
-        # One key per call: a retry after a lost answer cannot send twice.
-        key = uuid.uuid4().hex
-        for attempt in range(2):
-            try:
-                sent = await api.send(
-                    to,
-                    content,
-                    subject=subject,
-                    session_id=session_id,
-                    idempotency_key=key,
-                    encrypted=encrypt,
-                )
-                break
-            except ServerUnreachable as exc:
-                if attempt:
-                    raise tool_error(exc) from None
-            except MailboxAPIError as exc:
-                raise tool_error(exc) from None
+        try:
+            body = await bridge.e2e.seal(to, content) if encrypt else content
+            sent = await api.send_once(
+                to, body, subject=subject, session_id=session_id, encrypted=encrypt
+            )
+        except MailboxAPIError as exc:
+            raise tool_error(exc) from None
+        except BridgeError as exc:  # crypto.CryptoError: each says what to do
+            raise ToolError(str(exc)) from None
+        bridge.safety.audit.record(
+            "sent",
+            peer=to,
+            text=content,
+            message_id=sent["message_id"],
+            session_id=sent["session_id"],
+        )
         return SendResult(
             message_id=sent["message_id"],
             session_id=sent["session_id"],
@@ -256,10 +299,14 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
         ] = None,
     ) -> ConnectResult:
         _need_key(bridge)
+        _check_outgoing(bridge, peer, note)
         try:
             request = await api.request_connection(peer, note)
         except MailboxAPIError as exc:
             raise tool_error(exc) from None
+        bridge.safety.audit.record(
+            "connect_requested", peer=peer, text=note, request_id=request["request_id"]
+        )
         return ConnectResult(
             request_id=request["request_id"],
             verification_code=request["verification_code"],
@@ -319,6 +366,7 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
             approved = await api.approve(code)
         except MailboxAPIError as exc:
             raise tool_error(exc) from None
+        bridge.safety.audit.record("connection_approved", peer=approved["peer_agent_name"])
         return ApproveResult(
             status=approved["status"],
             peer_agent_name=approved["peer_agent_name"],
@@ -356,6 +404,19 @@ def register_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
     )
     async def mailbox_status() -> StatusResult:
         return await status(bridge)
+
+
+def _check_outgoing(bridge: Bridge, peer: str, *texts: str | None) -> None:
+    """The secret scan of the owner's outgoing text too; a hit is audited, nothing is sent."""
+    try:
+        bridge.safety.check_outgoing(*texts)
+    except BridgeError as exc:  # SecretFound, or a damaged state dir (ConfigError)
+        kinds = getattr(exc, "kinds", None)
+        if kinds is not None:
+            bridge.safety.audit.record(
+                "blocked", peer=peer, text="\n".join(t for t in texts if t), kinds=", ".join(kinds)
+            )
+        raise ToolError(str(exc)) from None
 
 
 def _need_key(bridge: Bridge) -> None:

@@ -15,4 +15,6 @@ A run started by another agent's message gets one tool, the reply to that peer
     audit.py        the hash-chained audit log (audit_files.py its files and lock,
                     audit_check.py `verify`, audit_cli.py `mailbox-mcp audit`)
     reply.py        `mailbox_reply`: handle, secret check, budget, then send or hold
+    context.py      one bridge process's handle on all of the above, opened on first use
+    owner_cli.py    `mailbox-mcp autonomy`, `peers` and `review`: the owner's decisions
 """

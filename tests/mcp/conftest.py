@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -104,6 +105,24 @@ async def status_until(client: Client, predicate: Any, within: float = 10) -> di
             if predicate(status):
                 return status
             await anyio.sleep(0.05)
+
+
+REPLY_LINE = re.compile(r'mailbox_reply\(reply_token="([A-Za-z0-9_-]+)", content="\.\.\."\)')
+
+
+def reply_token(injected: str) -> str:
+    """The reply handle in an injected envelope's HOW TO REPLY line."""
+    [token] = REPLY_LINE.findall(injected)
+    return token
+
+
+def run_owner(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The owner's `mailbox-mcp ARGS`, which must never print a traceback."""
+    result = subprocess.run(
+        [MAILBOX_MCP, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    return result
 
 
 MAILBOX_MCP = str(Path(sys.executable).parent / "mailbox-mcp")

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from mailbox_mcp import envelope
+from mailbox_mcp.safety import handles, secret_key
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent, connect_agents, register
-from tests.mcp.conftest import bridge, bridge_env, landed, send, status_until
+from tests.mcp.conftest import bridge, bridge_env, landed, reply_token, send, status_until
 from tests.servers import ServerThread
 
 pytestmark = pytest.mark.anyio
@@ -38,13 +39,19 @@ async def test_a_message_lands_in_its_per_peer_session_wrapped_with_caller_equal
     assert key in gateway.sessions
     lines = injection.message.splitlines()
     nonce = lines[6].removeprefix("[BEGIN AGENT_MSG_").removesuffix("]")
+    token = reply_token(injection.message)
     assert injection.message == envelope.wrap_incoming_message(
         from_agent=peer.name,
         subject="Review",
         content="msg-1\nplease review",
         session_id=sent["session_id"],
+        reply_token=token,
         nonce=nonce,
     )
+    # the handle answers this peer in this conversation, and was minted by our bridge
+    key = secret_key.derive(secret_key.load_or_create(tmp_path), "reply-handle")
+    handle = handles.verify(token, key=key, agent_id=me.agent_id, epoch_of=lambda _: 0)
+    assert (handle.peer, handle.session_id) == (peer.name, sent["session_id"])
 
 
 async def test_two_peers_land_in_two_sessions_never_in_main(

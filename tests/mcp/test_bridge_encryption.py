@@ -17,7 +17,7 @@ from mailbox_mcp import crypto, envelope
 from mailbox_mcp.crypto import PrivateKey
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent
-from tests.mcp.conftest import bridge, bridge_env, send
+from tests.mcp.conftest import bridge, bridge_env, reply_token, send
 from tests.servers import ServerThread
 
 pytestmark = pytest.mark.anyio
@@ -88,6 +88,7 @@ async def test_an_encrypted_send_is_ciphertext_on_the_server_and_verified_plaint
         session_id=sent["session_id"],
         notice=NOTICE,
         signature=f"valid, fingerprint {peer_key.fingerprint}",
+        reply_token=reply_token(injection.message),
         nonce=nonce,
     )
 

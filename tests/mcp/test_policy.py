@@ -1,8 +1,10 @@
-"""Warning the owner when runs started by peers' messages keep dangerous tools."""
+"""What runs started by peers' messages can reach: the reply alone, or more (doctor says)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from mailbox_mcp.policy import inspect_policy, judge
 from mailbox_mcp.settings import BridgeSettings
@@ -20,7 +22,8 @@ def test_an_agent_without_an_allow_list_is_flagged() -> None:
 
 
 def test_an_allow_list_with_dangerous_tools_is_flagged() -> None:
-    config = {"agents": {"entries": {"mailbox": {"tools": {"allow": ["mailbox__*", "exec"]}}}}}
+    allow = ["mailbox__mailbox_reply", "exec"]
+    config = {"agents": {"entries": {"mailbox": {"tools": {"allow": allow}}}}}
     finding = judge(config, "mailbox")
     assert finding.safe is False and "exec" in finding.detail
 
@@ -42,4 +45,39 @@ def test_an_allow_list_that_matches_no_mcp_server_is_flagged(tmp_path: Path) -> 
     config = openclaw_dedicated_config(settings)
     config["mcp"]["servers"] = {"mail": config["mcp"]["servers"]["mailbox"]}  # renamed
     finding = judge(config, "mailbox")
-    assert finding.safe is False and "no tool matches" in finding.detail
+    assert finding.safe is False and "does not match mail__mailbox_reply" in finding.detail
+    assert finding.fix is not None and '["mail__mailbox_reply"]' in finding.fix
+
+
+@pytest.mark.parametrize(
+    "allow",
+    [
+        ["mailbox__*"],
+        "mailbox__*",  # a string is one entry, not a list of characters
+        ["mailbox__mailbox_reply", "mailbox__mailbox_history"],
+        ["mailbox__mailbox_*"],
+        ["mailbox__mailbox_reply", "group:plugins"],
+        ["bundle-mcp"],
+        ["*"],
+    ],
+)
+def test_a_peer_agent_that_reaches_other_mailbox_tools_fails_with_the_one_line_fix(
+    allow: object,
+) -> None:
+    config = {
+        "mcp": {"servers": {"mailbox": {"command": "python", "args": ["-m", "mailbox_mcp"]}}},
+        "agents": {"entries": {"mailbox": {"tools": {"allow": allow}}}},
+    }
+    finding = judge(config, "mailbox")
+    assert finding.safe is False and finding.reaches_owner_tools
+    assert "not only the reply" in finding.detail
+    assert finding.fix == (
+        "openclaw config set agents.entries.mailbox.tools.allow "
+        "'[\"mailbox__mailbox_reply\"]' --strict-json"
+    )
+
+
+def test_the_reply_alone_passes() -> None:
+    config = {"agents": {"entries": {"mailbox": {"tools": {"allow": ["mailbox__mailbox_reply"]}}}}}
+    finding = judge(config, "mailbox")
+    assert finding.safe is True and not finding.reaches_owner_tools

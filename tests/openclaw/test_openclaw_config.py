@@ -55,7 +55,7 @@ def test_the_printed_openclaw_entry_passes_openclaws_own_config_validation(
     entry = printed_entry(tmp_path, gateway)
     server = entry["mcp"]["servers"]["mailbox"]
     assert server["env"]["OPENCLAW_GATEWAY_URL"] == gateway.url
-    assert entry["agents"]["entries"]["mailbox"]["tools"]["allow"] == ["mailbox__*"]
+    assert entry["agents"]["entries"]["mailbox"]["tools"]["allow"] == ["mailbox__mailbox_reply"]
 
     result = dry_run(gateway, entry)
     assert result["ok"] is True, result
