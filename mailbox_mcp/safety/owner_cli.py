@@ -157,6 +157,9 @@ async def run_review(settings: BridgeSettings, args: argparse.Namespace) -> int:
             print(f"Rejected {item.held_id}: nothing was {_verb(item)}.")
             return 0
         return await _approve(settings, safety, args.held_id)
+    except review.AlreadyApproved as exc:
+        print(str(exc))
+        return 0
     except review.ReviewError as exc:
         print(f"mailbox-mcp: {exc}", file=sys.stderr)
         return 1

@@ -32,6 +32,10 @@ class ReviewError(BridgeError):
     """An item that is not there, or no longer waits."""
 
 
+class AlreadyApproved(ReviewError):
+    """Approving again: the item went out (or in) once, and that is all it ever does."""
+
+
 @dataclass(frozen=True)
 class HeldItem:
     held_id: str
@@ -194,6 +198,8 @@ def claim(ledger: Ledger, held_id: str, now: float | None = None) -> HeldItem:
         item = _item(row)
         if item.status == "held" and item.created_at <= clock - EXPIRE_SECONDS:
             raise ReviewError(f"{held_id} expired (items wait 7 days)")
+        if item.status == "approved":
+            raise AlreadyApproved(f"{held_id} was approved already: nothing done")
         if item.status != "held":
             raise ReviewError(f"{held_id} is {item.status} already: nothing to do")
         db.execute("UPDATE held SET status = 'approving' WHERE held_id = ?", (held_id,))

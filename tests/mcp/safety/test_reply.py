@@ -95,7 +95,7 @@ async def test_bounded_sends_three_replies_then_holds_and_the_owner_sends_it_exa
     approved = run_owner("review", "approve", held["held_id"], env=env)
     assert approved.returncode == 0, approved.stderr
     again = run_owner("review", "approve", held["held_id"], env=env)
-    assert again.returncode == 1 and "approved already" in again.stderr
+    assert again.returncode == 0 and "approved already: nothing done" in again.stdout
     assert [m["content"] for m in inbox_of(peer)] == [f"reply {i}" for i in range(4)]
     assert json.loads(run_owner("review", "--json", env=env).stdout) == []
 
@@ -287,3 +287,20 @@ async def test_the_audit_log_records_each_step_and_verifies(
     assert "secret plans" not in text and "second" not in text
     verified = run_owner("audit", "--verify", env=env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def test_the_owner_sees_when_a_reply_was_delivered_in_history(
+    mailbox: ServerThread, gateway: FakeGateway, peers: tuple[Agent, Agent], tmp_path: Path
+) -> None:
+    me, peer = peers
+    async with bridge(bridge_env(mailbox, me, tmp_path, gateway)) as client:
+        token = await first_token(peer, me, gateway)
+        _, sent = await call(client, "mailbox_reply", reply_token=token, content="done")
+        _, before = await call(client, "mailbox_history", session_id=sent["session_id"])
+        ack = peer.post("/inbox/ack", {"up_to_seq": sent["seq"]})
+        assert ack.status_code == 200, ack.text
+        _, after = await call(client, "mailbox_history", session_id=sent["session_id"])
+    mine = [m for m in before["messages"] if m["message_id"] == sent["message_id"]]
+    assert [m["delivered_at"] for m in mine] == [None]
+    [delivered] = [m for m in after["messages"] if m["message_id"] == sent["message_id"]]
+    assert delivered["delivered_at"] is not None

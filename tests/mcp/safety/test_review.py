@@ -36,7 +36,7 @@ def test_a_held_item_waits_until_claimed_and_is_claimed_once(ledger: Ledger) -> 
     with pytest.raises(ReviewError, match="approving already"):
         review.claim(ledger, item.held_id)
     review.finish(ledger, item.held_id, {"message_id": "m1"})
-    with pytest.raises(ReviewError, match="approved already"):
+    with pytest.raises(review.AlreadyApproved, match="approved already"):
         review.claim(ledger, item.held_id)
     assert review.waiting(ledger) == [] and review.count_waiting(ledger) == 0
 
