@@ -24,6 +24,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from mailbox_mcp.policy import judge
+from mailbox_mcp.safety import review
+from mailbox_mcp.safety.ledger import Ledger
 from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.fakes.openclaw_gateway import FakeGateway
@@ -775,6 +777,26 @@ def test_autonomy_is_set_and_shown_by_the_owner_and_peers_lists_it(
     assert "connected" in line and "extended" in line and "last 24 h: 0" in line
     log = (alice.state_dir / "audit.jsonl").read_text()
     assert '"event":"autonomy_changed"' in log and '"event":"connect_requested"' in log
+
+
+def test_doctor_says_how_many_items_wait_for_the_owner(alice: Owner) -> None:
+    ledger = Ledger(alice.state_dir)
+    try:
+        for n in range(2):
+            review.hold_outgoing(
+                ledger,
+                peer="bob-agent",
+                session_id="s1",
+                content=f"r{n}",
+                encrypt=False,
+                reason="b",
+            )
+    finally:
+        ledger.close()
+    result = alice.run("doctor")
+    assert result.returncode == 0, output(result)  # waiting is no failure
+    assert "2 items wait for your decision" in line_of(result, "[WARN] owner review")
+    assert "`mailbox-mcp review`" in fix_after(result, "[WARN] owner review")
 
 
 def test_review_with_nothing_held_says_so_and_a_bad_id_fails_readably(alice: Owner) -> None:
