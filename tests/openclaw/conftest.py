@@ -27,6 +27,7 @@ from tests.openclaw.gateway import (
     RealGateway,
 )
 from tests.openclaw.scripted_model import ScriptedModel
+from tests.openclaw.two_agents import Side, two_sides
 from tests.servers import ServerThread, server_settings, sqlite_url
 
 ENABLE_VARIABLE = "MAILBOX_OPENCLAW_TESTS"
@@ -148,6 +149,19 @@ def peer_of(mailbox: ServerThread, me: Agent, prefix: str) -> Agent:
     peer = register(mailbox.url, prefix)
     connect_agents(me, peer)
     return peer
+
+
+@pytest.fixture
+def sides(
+    openclaw_install: OpenClawInstall, mailbox: ServerThread, tmp_path: Path
+) -> Iterator[tuple[Side, Side]]:
+    """Two agents connected on ``mailbox``, each behind its own gateway (``two_sides``);
+    the session's shared gateway stops meanwhile."""
+    pause_session_gateway()
+    a, b = register(mailbox.url, "alice"), register(mailbox.url, "bob")
+    connect_agents(a, b)
+    with two_sides(openclaw_install, tmp_path, mailbox.url, a, b) as running:
+        yield running
 
 
 @pytest.hookimpl(wrapper=True)

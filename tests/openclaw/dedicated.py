@@ -15,6 +15,7 @@ from typing import Any
 
 from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_dedicated_config
+from mailbox_mcp.workspace import prepare_peer_workspace
 from tests.helpers import Agent
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
 
@@ -31,9 +32,12 @@ def peer_session(peer: Agent) -> str:
 
 def dedicated_patch(env: dict[str, str], workdir: Path, **serve: Any) -> dict[str, Any]:
     """What ``mailbox-mcp config openclaw`` prints for a bridge with ``env``, with real
-    paths and secrets; ``serve_url``/``serve_token`` for the ``--serve`` entry."""
+    paths and secrets; ``serve_url``/``serve_token`` for the ``--serve`` entry. Like that
+    command it writes the peer agent's role files first (else OpenClaw seeds its
+    BOOTSTRAP.md first-run routine, and the model never reads its role)."""
     settings = BridgeSettings(**env)  # type: ignore[arg-type]
     (workdir / "workspace-main").mkdir(parents=True, exist_ok=True)
+    prepare_peer_workspace(workdir / "workspace-mailbox")
     config = openclaw_dedicated_config(
         settings,
         include_key=True,

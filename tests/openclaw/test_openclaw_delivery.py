@@ -24,7 +24,7 @@ from mcp import Client
 
 from mailbox_mcp import envelope
 from tests.helpers import Agent
-from tests.mcp.conftest import bridge, bridge_env, send
+from tests.mcp.conftest import bridge, bridge_env, reply_token, send
 from tests.openclaw.conftest import peer_of, requires_openclaw
 from tests.openclaw.dedicated import MAIN_SESSION
 from tests.openclaw.gateway import DEFAULT_ALLOWED_TOOLS, History, RealGateway
@@ -154,6 +154,7 @@ async def test_messages_from_two_peers_land_verbatim_in_their_own_sessions_never
             subject=f"Hi from {peer.name}",
             content=sent_content[peer.name],
             session_id=sent[peer.name]["session_id"],
+            reply_token=reply_token(text),
             nonce=nonce_of(text),
         )
         assert f"msg-{tag}-{other.name.split('-')[0]}" not in "\n".join(landed[peer.name].texts)

@@ -33,7 +33,7 @@ from tests.openclaw.dedicated import (
 from tests.openclaw.gateway import RealGateway
 from tests.openclaw.processes import bridge_processes_under
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
-from tests.openclaw.two_agents import send_call
+from tests.openclaw.two_agents import envelope_reply_token, reply_call
 from tests.servers import ServerThread, free_port
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(420)]
@@ -75,7 +75,7 @@ def test_openclaw_reaches_one_serve_process_through_url_and_headers(
     tmp_path: Path,
 ) -> None:
     """Mail sent before any session has run is injected; each per-peer run calls the
-    send tool through the url, and both sessions share the one serve process. (The
+    reply tool through the url, and both sessions share the one serve process. (The
     owner's main session reaches it the same way; a main run right after the other
     agent's is what OpenClaw 2026.9.6 sometimes fails for good, see ``owner_turn``.)"""
     gateway = scripted_gateway
@@ -88,9 +88,10 @@ def test_openclaw_reaches_one_serve_process_through_url_and_headers(
     def script(request: ModelRequest) -> Reply:
         if request.tool_results():
             return Text(f"done-{tag}")
-        if request.session in replies:
-            peer, reply = replies[request.session]
-            return ToolCall("tool_call", send_call(peer.name, reply, subject="re"))
+        token = envelope_reply_token(request)
+        if request.session in replies and token:
+            _, reply = replies[request.session]
+            return ToolCall("tool_call", reply_call(token, reply))
         return Text("not for this test")
 
     model.script = script
@@ -107,7 +108,7 @@ def test_openclaw_reaches_one_serve_process_through_url_and_headers(
         }
         for key, (peer, reply) in replies.items():
             wait_until(arrived(gateway, key, [lines[key]]), 90, f"the message in {key}")
-            # That run's model calls the send tool: OpenClaw reaches serve by the url.
+            # That run's model calls the reply tool: OpenClaw reaches serve by the url.
             wait_until(
                 lambda peer=peer, reply=reply: reply in str(peer.get("/inbox").json()),
                 90,
@@ -117,7 +118,12 @@ def test_openclaw_reaches_one_serve_process_through_url_and_headers(
         assert bridge_processes_under(gateway) == []  # OpenClaw started no bridge of its own
         for key, line in lines.items():
             assert count_in(gateway, key, [line]) == {line: 1}
-            assert sent[key]["session_id"] in str(gateway.history(key).texts)
+            # the reply went to that peer, in the conversation its message started
+            peer, reply = replies[key]
+            inbox = peer.get("/inbox").json()["messages"]
+            assert [(m["content"], m["session_id"]) for m in inbox] == [
+                (reply, sent[key]["session_id"])
+            ], inbox
         main = gateway.history(MAIN_SESSION)
         assert not any(tag in text for text in main.texts), main.texts
 

@@ -22,19 +22,21 @@ import pytest
 
 from mailbox_mcp import envelope
 from tests.helpers import Agent
-from tests.mcp.conftest import bridge, bridge_env, send
+from tests.mcp.conftest import bridge, bridge_env, reply_token, send
 from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
 from tests.openclaw.dedicated import MAIN_SESSION, dedicated_patch
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
+from tests.openclaw.two_agents import REPLY_TOOL, reply_call
 from tests.servers import ServerThread
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.anyio, pytest.mark.timeout(420)]
 
-# What the fenced agent must not be offered (OPENCLAW.md, "A dedicated agent").
-FORBIDDEN_TOOLS = {"exec", "write", "apply_patch", "sessions_send", "message", "gateway"}
 # Long enough for a reply-back turn to start (seen 2-5 s after the target answered).
 REPLY_BACK_WINDOW = 8.0
+# What a model would search for to find the owner's mailbox tools (one query each: the
+# answer has a 4,000-character budget, and a batch of many queries came back truncated).
+SEARCHES = ("mailbox", "send message conversation history inbox status approve connection")
 
 
 async def wait_for(
@@ -43,6 +45,16 @@ async def wait_for(
     return await anyio.to_thread.run_sync(
         lambda: model.wait_for(predicate, within, what)  # type: ignore[arg-type]
     )
+
+
+def search_hits(result: str) -> list[str]:
+    """The tool names a ``tool_search`` result lists (its JSON sits inside OpenClaw's
+    external-content wrapping); fails if the answer was cut short."""
+    body = result.split("\n---\n", 1)[-1].split("\n<<<END_EXTERNAL_UNTRUSTED_CONTENT", 1)[0]
+    found = json.loads(body)
+    groups = found["results"] if isinstance(found, dict) else [{"candidates": found}]
+    assert not any(group.get("truncated") for group in groups), result
+    return [hit["name"] for group in groups for hit in group["candidates"]]
 
 
 async def test_a_per_peer_run_that_answers_sends_nothing_to_main_and_starts_no_reply_back(
@@ -89,18 +101,23 @@ async def test_a_per_peer_run_that_answers_sends_nothing_to_main_and_starts_no_r
     assert not any(tag in t for t in main.texts), main.texts
 
 
-async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbox_send(
+async def test_the_fenced_agent_gets_the_envelope_can_reach_mailbox_reply_alone_and_answers(
     scripted_gateway: RealGateway,
     model: ScriptedModel,
     mailbox: ServerThread,
     me: Agent,
     tmp_path: Path,
 ) -> None:
+    """One run in the fenced per-peer session, started by a peer's message: what a
+    talked-into model would try is refused (the owner's tools, and every mailbox tool
+    but the reply, directly or through tool search), tool search shows it one mailbox
+    tool, and ``mailbox_reply`` with the envelope's token answers that peer in that
+    conversation."""
     gateway = scripted_gateway
     peer = peer_of(mailbox, me, "peer")
     key = f"agent:mailbox:dm:mailbox-{peer.name}"
     tag = uuid.uuid4().hex[:8]
-    line, reply_line = f"msg-{tag}-in", f"msg-{tag}-reply"
+    line, reply_line, send_line = f"msg-{tag}-in", f"msg-{tag}-reply", f"msg-{tag}-send"
     canary = tmp_path / f"exec-{tag}"
     env = bridge_env(
         mailbox, me, tmp_path / "bridge-state", OPENCLAW_AGENT_ID="mailbox", **gateway_env(gateway)
@@ -110,10 +127,11 @@ async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbo
         lambda: gateway.cli("config", "patch", "--stdin", stdin=json.dumps(patch))
     )
 
-    send_args = {"to": peer.name, "content": reply_line, "subject": "re"}
-    # One run: what a talked-into model would try, directly and through tool search,
-    # then the mailbox tool (behind tool search by default), then a text answer.
-    steps: list[Reply] = [
+    send_args = {"to": peer.name, "content": send_line, "subject": "re"}
+    # One run: what a talked-into model would try, directly and through tool search; what
+    # tool search shows of the mailbox; the owner's mailbox tools; then the reply (behind
+    # tool search by default), then a text answer. None -> the reply, with the token.
+    steps: list[Reply | None] = [
         ToolCall("exec", {"command": f"touch {canary}"}),
         ToolCall("tool_call", {"id": "exec", "args": {"command": f"touch {canary}"}}),
         ToolCall("write", {"path": str(canary), "content": tag}),
@@ -122,14 +140,24 @@ async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbo
             "tool_call",
             {"id": "sessions_send", "args": {"sessionKey": MAIN_SESSION, "message": tag}},
         ),
+        ToolCall("mailbox__mailbox_send", send_args),
         ToolCall("tool_call", {"id": "mailbox__mailbox_send", "args": send_args}),
+        ToolCall("tool_call", {"id": "mailbox__mailbox_history", "args": {}}),
+        ToolCall("tool_describe", {"id": "mailbox__mailbox_history"}),
+        *(ToolCall("tool_search", {"query": query, "limit": 20}) for query in SEARCHES),
+        None,
         Text(f"done-{tag}"),
     ]
+    refusals = next(i for i, s in enumerate(steps) if s and s.name == "tool_search")
 
     def script(request: ModelRequest) -> Reply:
         if request.session != key:
             return Text("not for this test")
-        return steps[min(len(request.tool_results()), len(steps) - 1)]
+        step = steps[min(len(request.tool_results()), len(steps) - 1)]
+        if step is None:
+            token = reply_token(request.text())
+            return ToolCall("tool_call", reply_call(token, reply_line))
+        return step
 
     model.script = script
     before = len(model.requests)
@@ -147,19 +175,28 @@ async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbo
     requests = model.requests[before:]
     mine = [r for r in requests if r.session == key]
     assert [r.session for r in requests] == [key] * len(mine), [r.session for r in requests]
-    assert [r.reply for r in mine] == steps, [(r.reply, r.tool_results()) for r in mine]
+    assert len(mine) == len(steps), [(r.reply, r.tool_results()) for r in mine]
+    results = mine[-1].tool_results()
+    debug = list(zip([r.reply for r in mine], results, strict=False))
 
-    offered = set(mine[0].tools)
-    assert not offered & FORBIDDEN_TOOLS, sorted(offered)
-    *refused, mailbox_result = mine[-1].tool_results()
-    assert len(refused) == len(steps) - 2
-    for result in refused:
-        assert "not found" in result.lower() or "unknown tool" in result.lower(), result
+    # its role, not OpenClaw's first-run routine, and tool search's trio and nothing else
+    assert "You have one tool: `mailbox_reply(" in mine[0].text(), mine[0].messages
+    assert "BOOTSTRAP.md" not in mine[0].text(), mine[0].messages
+    assert sorted(mine[0].tools) == ["tool_call", "tool_describe", "tool_search"], mine[0].tools
+    for result in results[:refusals]:
+        assert "not found" in result.lower() or "unknown tool" in result.lower(), debug
     assert not canary.exists()
+    # tool search knows one mailbox tool: the reply (its catalog has that one tool)
+    for result in results[refusals : refusals + len(SEARCHES)]:
+        assert search_hits(result) == [REPLY_TOOL], result
 
-    # mailbox_send went through the bridge OpenClaw started, to the mailbox server
+    # on the server: the reply reached the peer in the same conversation, and nothing else
     inbox = await anyio.to_thread.run_sync(lambda: peer.get("/inbox").json()["messages"])
-    assert any(reply_line in json.dumps(m) for m in inbox), (mailbox_result, inbox)
+    assert [(m["content"], m["session_id"]) for m in inbox] == [(reply_line, sent["session_id"])]
+    assert '"status":"sent"' in results[-1].replace(" ", ""), results[-1]
+    # the refused history call leaked no conversation, no peer
+    assert sent["session_id"] not in "".join(results[:refusals]), debug
+    assert peer.name not in "".join(results[:refusals]), debug
 
     # the envelope, verbatim, in the fenced session (read back with an owner caller)
     history = gateway.history(key)
@@ -170,6 +207,7 @@ async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbo
         subject=f"Hi {tag}",
         content=line,
         session_id=sent["session_id"],
+        reply_token=reply_token(text),
         nonce=nonce.removeprefix("[BEGIN AGENT_MSG_").removesuffix("]"),
     )
     assert text in mine[0].text()  # and so the model got it (after OpenClaw's timestamp)
@@ -178,9 +216,7 @@ async def test_the_fenced_agent_gets_the_envelope_is_refused_exec_and_can_mailbo
     assert not model.requests_in(MAIN_SESSION)
     # what doctor could read: the fenced session's effective tools
     effective = gateway.effective_tools(key)
-    assert not effective & FORBIDDEN_TOOLS, sorted(effective)
-    assert "mailbox__mailbox_send" in effective, sorted(effective)
-    assert all(tool.startswith("mailbox__") for tool in effective), sorted(effective)
+    assert effective == {REPLY_TOOL}, sorted(effective)
 
 
 # What OpenClaw seeds into a new workspace at an agent's first run (not at sessions.create).

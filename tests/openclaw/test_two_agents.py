@@ -2,8 +2,9 @@
 
 A's owner asks in A's main session; A's model calls ``mailbox__mailbox_send`` (behind
 tool search) through OpenClaw; B's fenced per-peer session gets the envelope verbatim;
-B's model answers with the send tool and the envelope's ``session_id``; A's per-peer
-session for B gets the answer. Neither main session sees the other agent's text.
+B's model answers with ``mailbox__mailbox_reply`` and the envelope's ``reply_token`` (its
+only mailbox tool); A's per-peer session for B gets the answer, in the same conversation.
+Neither main session sees the other agent's text.
 
 Setup: the dedicated ``mailbox`` agent (``openclaw_dedicated_config``) on both sides,
 stdio bridges that OpenClaw starts from ``mcp.servers.mailbox``.
@@ -15,40 +16,24 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from mailbox_mcp import envelope
-from tests.helpers import connect_agents, register
-from tests.openclaw.conftest import pause_session_gateway, requires_openclaw
-from tests.openclaw.gateway import OpenClawInstall
+from tests.openclaw.conftest import requires_openclaw
 from tests.openclaw.scripted_model import ModelRequest, Reply, Text, ToolCall
 from tests.openclaw.two_agents import (
     MAIN_SESSION,
     Side,
-    envelope_session_id,
+    envelope_reply_token,
+    reply_call,
     send_call,
-    two_sides,
 )
-from tests.servers import ServerThread
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(480)]
 
 # Long enough for a stray reply-back turn to start (seen 2-5 s after a target answered).
 QUIET_WINDOW = 8.0
-
-
-@pytest.fixture
-def sides(
-    openclaw_install: OpenClawInstall, mailbox: ServerThread, tmp_path: Path
-) -> Iterator[tuple[Side, Side]]:
-    pause_session_gateway()
-    a, b = register(mailbox.url, "alice"), register(mailbox.url, "bob")
-    connect_agents(a, b)
-    with two_sides(openclaw_install, tmp_path, mailbox.url, a, b) as running:
-        yield running
 
 
 def tool_output(request: ModelRequest) -> str:
@@ -84,10 +69,10 @@ def test_two_agents_talk_through_openclaw_and_the_mains_see_nothing(
         return Text(f"ok-{tag}")
 
     def b_script(request: ModelRequest) -> Reply:
-        sid = envelope_session_id(request)
-        if request.session == b_key and sid and "b" not in done:
+        token = envelope_reply_token(request)
+        if request.session == b_key and token and "b" not in done:
             done.add("b")
-            return ToolCall("tool_call", send_call(a.agent.name, answer, session_id=sid))
+            return ToolCall("tool_call", reply_call(token, answer))
         return Text(f"ok-{tag}")
 
     a.model.script, b.model.script = a_script, b_script
@@ -107,35 +92,45 @@ def test_two_agents_talk_through_openclaw_and_the_mains_see_nothing(
     ]
     sent_result = tool_output(a_main[1])
 
-    # B's per-peer run got the envelope verbatim, and answered with the send tool
+    # B's per-peer run got the envelope verbatim, and answered with the reply tool
     b_peer = [r for r in b_requests if r.session == b_key]
     assert b_peer, [r.session for r in b_requests]
     first = b_peer[0]
-    sid = envelope_session_id(first)
-    assert sid is not None and sid in sent_result, (sid, sent_result)
+    token = envelope_reply_token(first)
+    assert token is not None, first.messages
+    [asked] = b.agent.get("/sessions").json()["sessions"]
+    sid = asked["session_id"]
+    assert sid in sent_result, (sid, sent_result)
     incoming = envelope.wrap_incoming_message(
         from_agent=a.agent.name,
         subject=subject,
         content=question,
         session_id=sid,
+        reply_token=token,
         nonce=last_nonce(first),
     )
     assert incoming in first.text(), first.messages
-    assert first.reply == ToolCall("tool_call", send_call(a.agent.name, answer, session_id=sid))
+    assert first.reply == ToolCall("tool_call", reply_call(token, answer))
     assert [type(r.reply) for r in b_peer] == [ToolCall, Text], [r.reply for r in b_peer]
     answer_result = tool_output(b_peer[1])
-    assert sid in answer_result and "error" not in answer_result.lower(), answer_result
+    assert '"status": "sent"' in answer_result.replace('\\"', '"'), answer_result
+    assert sid in answer_result, answer_result
 
-    # A's per-peer session for B got the answer, in the same conversation
+    # A's per-peer session for B got the answer, in the same conversation, once
     a_peer = [r for r in a_requests if r.session == a_key]
-    assert [type(r.reply) for r in a_peer] == [Text], [r.reply for r in a_peer]  # once
+    assert [type(r.reply) for r in a_peer] == [Text], [r.reply for r in a_peer]
     assert answer in a_peer[0].text()
-    assert envelope_session_id(a_peer[0]) == sid
+    messages = a.agent.get(f"/sessions/{sid}/history").json()["messages"]
+    assert [(m["from_agent"], m["content"]) for m in messages] == [
+        (a.agent.name, question),
+        (b.agent.name, answer),
+    ], messages
     reply = envelope.wrap_incoming_message(
         from_agent=b.agent.name,
         subject=subject,
         content=answer,
         session_id=sid,
+        reply_token=envelope_reply_token(a_peer[0]),
         nonce=last_nonce(a_peer[0]),
     )
     assert reply in a_peer[0].text(), a_peer[0].messages

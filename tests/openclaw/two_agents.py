@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,13 +26,14 @@ from mailbox_mcp.settings import BridgeSettings
 from mailbox_mcp.snippets import openclaw_dedicated_config
 from mailbox_mcp.workspace import prepare_peer_workspace
 from tests.helpers import Agent
+from tests.mcp.conftest import REPLY_LINE
 from tests.openclaw.dedicated import MAIN_SESSION, PEER_AGENT, peer_session
 from tests.openclaw.gateway import OpenClawInstall, RealGateway
 from tests.openclaw.processes import bridge_pids
 from tests.openclaw.scripted_model import ModelRequest, ScriptedModel
 
-SEND_TOOL = "mailbox__mailbox_send"
-_SESSION_ID = re.compile(r'session_id="([A-Za-z0-9_-]+)"')
+SEND_TOOL = "mailbox__mailbox_send"  # the owner's, in main
+REPLY_TOOL = "mailbox__mailbox_reply"  # the fenced agent's only mailbox tool
 
 
 @dataclass
@@ -81,9 +81,14 @@ def send_call(to: str, content: str, **fields: Any) -> dict[str, Any]:
     return {"id": SEND_TOOL, "args": {"to": to, "content": content, **fields}}
 
 
-def envelope_session_id(request: ModelRequest) -> str | None:
-    """The session id in the last envelope a request carries."""
-    found = _SESSION_ID.findall(request.text())
+def reply_call(reply_token: str, content: str) -> dict[str, Any]:
+    """The ``tool_call`` arguments that call the mailbox reply tool behind tool search."""
+    return {"id": REPLY_TOOL, "args": {"reply_token": reply_token, "content": content}}
+
+
+def envelope_reply_token(request: ModelRequest) -> str | None:
+    """The reply token of the last envelope a request carries."""
+    found = REPLY_LINE.findall(request.text())
     return found[-1] if found else None
 
 
