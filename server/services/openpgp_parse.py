@@ -5,8 +5,9 @@ parse to ~20 ms, but ten clients can keep a parser busy all the time, and in a
 worker thread pgpy then holds the GIL whenever the event loop wakes up: the
 loop waits up to a switch interval (5 ms) for every step of every request.
 Measured with `bench/openpgp_register.py` (10 clients, the heaviest key the
-limits allow): `/health` p99 155 ms with a thread, 26 ms with a process,
-which the OS schedules on the other core.
+limits allow): `/health` p99 155 ms with a thread, 21-31 ms with a process,
+which the OS schedules on the other core (94 ms once, with the machine's load
+average at 4).
 
 The worker is this module run as a program (`python -m
 server.services.openpgp_parse`), started on first use and kept: it reads
