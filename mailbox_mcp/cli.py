@@ -218,6 +218,9 @@ def _config(settings: BridgeSettings, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"mailbox-mcp: cannot use the state dir {settings.state_dir}: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # an empty serve token file
+        print(f"mailbox-mcp: {exc}", file=sys.stderr)
+        return 2
     if args.plain:
         config = openclaw_main_config(
             settings, include_key=args.include_key, serve_url=args.serve, serve_token=token

@@ -16,6 +16,10 @@ Choices, and why:
   MDC, as GnuPG 2.2 writes), never compressed (nothing to gain on short text,
   and compression leaks length patterns), with the recipient's preferred AES.
 - ASCII armor is ours (`armor.py`): pgpy's costs more than the cryptography.
+- A peer's key is checked packet by packet before pgpy parses it
+  (`openpgp_packets.py`): pgpy is worse than linear in user ids and signature
+  subpackets, and a crafted 64 KiB key cost it seconds of CPU. Callers on an
+  event loop parse in a worker thread (`keyring.py`, `e2e.py`).
 - pgpy decompresses whatever a message holds, without limit: a peer could send
   a few KiB that inflate to gigabytes and crash the bridge, again on every
   restart. Its decompression is replaced by one that stops at
@@ -58,6 +62,7 @@ from typing import Any, Literal
 
 from .armor import ArmorError, armor, unarmor
 from .errors import BridgeError
+from .openpgp_packets import KeyShapeError, check_public_key
 
 # pgpy 0.6 warns on import and on every use about cryptography APIs it uses and
 # checks it has not implemented; none of it is actionable for our users.
@@ -260,6 +265,10 @@ class PublicKey:
             raise BadKeyError(
                 f"{owner}'s OpenPGP key is not an armored public key ({exc})"
             ) from None
+        try:
+            check_public_key(data)
+        except KeyShapeError as exc:
+            raise BadKeyError(f"{owner}'s OpenPGP key is refused: {exc}") from None
         key = _parse_key(data)
         if not key.is_public:
             raise BadKeyError(f"{owner}'s OpenPGP key is a private key, not a public one")

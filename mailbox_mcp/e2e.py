@@ -81,7 +81,12 @@ class EndToEnd:
         if self._peers is None:
             from .keyring import PeerKeys
 
-            self._peers = PeerKeys(self._api.public_agent, self.settings.state_dir / "peer-keys")
+            # The same limiter as our own pgpy work: one pgpy thread competes with the loop.
+            self._peers = PeerKeys(
+                self._api.public_agent,
+                self.settings.state_dir / "peer-keys",
+                limiter=self._limiter,
+            )
         return self._peers
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:

@@ -9,7 +9,10 @@ bridge processes of one agent, and restarts, share what was fetched. A peer
 without a key is never cached: the moment it publishes one, it is used.
 
 Every key is checked to name its agent (`crypto.PublicKey.parse`) each time it
-is read, from the server or from disk.
+is read, from the server or from disk. That parse runs in a worker thread,
+under the limiter the bridge's other pgpy work shares: even bounded
+(`openpgp_packets.py`) a peer's key may cost pgpy ~20 ms of CPU, and the
+listener and the tools must keep running meanwhile.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from .crypto import PeerKeyMissing, PublicKey
 from .envelope import AGENT_NAME_PATTERN
@@ -32,17 +38,28 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE_SECONDS = 600.0
 
 Fetch = Callable[[str], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
 
 
 class PeerKeys:
     def __init__(
-        self, fetch: Fetch, cache_dir: Path, max_age: float = DEFAULT_MAX_AGE_SECONDS
+        self,
+        fetch: Fetch,
+        cache_dir: Path,
+        max_age: float = DEFAULT_MAX_AGE_SECONDS,
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
-        """`fetch(name)` answers the directory entry (`MailboxAPI.public_agent`)."""
+        """`fetch(name)` answers the directory entry (`MailboxAPI.public_agent`); keys are
+        parsed in worker threads under `limiter` (one at a time by default)."""
         self._fetch = fetch
         self._dir = cache_dir
         self._max_age = max_age
         self._memory: dict[str, tuple[PublicKey, float]] = {}
+        self._limiter = limiter or anyio.CapacityLimiter(1)
+
+    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
     async def lookup(self, name: str, *, refresh: bool = False) -> tuple[PublicKey | None, bool]:
         """(the key or None if the peer published none, whether it was fetched just now).
@@ -54,7 +71,7 @@ class PeerKeys:
         if not AGENT_NAME_PATTERN.fullmatch(name):  # it becomes a file name below
             raise ValueError(f"not an agent name: {name!r}")
         if not refresh:
-            cached = self._memory.get(name) or self._read(name)
+            cached = self._memory.get(name) or await self._in_thread(self._read, name)
             if cached is not None and time.time() - cached[1] < self._max_age:
                 self._memory[name] = cached
                 return cached[0], False
@@ -63,7 +80,7 @@ class PeerKeys:
         if not armored:
             self._forget(name)
             return None, True
-        key = PublicKey.parse(armored, name)
+        key = await self._in_thread(PublicKey.parse, armored, name)
         self._memory[name] = (key, time.time())
         self._write(name, armored)
         return key, True

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .errors import ConfigError
 from .settings import BridgeSettings
 
 
@@ -21,6 +22,8 @@ class BearerToken:
     """Refuses every HTTP request without `Authorization: Bearer <token>` (401)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token.strip():  # "Bearer " alone would then be the password
+            raise ValueError("the serve token is empty")
         self.app = app
         self._expected = f"Bearer {token}".encode()
 
@@ -47,17 +50,43 @@ class BearerToken:
 
 
 def serve_token(settings: BridgeSettings) -> str:
-    """MAILBOX_SERVE_TOKEN, else one made once and kept 0600 in the state dir."""
-    if settings.serve_token is not None and settings.serve_token.get_secret_value():
-        return settings.serve_token.get_secret_value()
+    """MAILBOX_SERVE_TOKEN, else one made once and kept 0600 in the state dir.
+
+    Raises ConfigError for a kept token file that is empty (or only whitespace):
+    an empty token would let any request in, and a token made anew silently
+    would lock out every client configured with the old one, so the person
+    decides. A file this function makes is never seen empty: it is written in
+    full under a temporary name and then linked into place.
+    """
+    if settings.serve_token is not None and settings.serve_token.get_secret_value().strip():
+        return settings.serve_token.get_secret_value().strip()
     path: Path = settings.state_dir / "serve_token"
     try:
-        return path.read_text().strip()
+        return _read_token(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    temporary = path.with_name(f".serve_token.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.link(temporary, path)  # fails if another process made one meanwhile: use theirs
+    except FileExistsError:
+        return _read_token(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return token
+
+
+def _read_token(path: Path) -> str:
+    token = path.read_text().strip()
+    if not token:
+        raise ConfigError(
+            f"the serve token file {path} is empty, and an empty token would let anyone in: "
+            "delete the file to have a new token made (then give it to every MCP client "
+            "again, e.g. `mailbox-mcp config openclaw --serve URL --include-key`), or set "
+            "MAILBOX_SERVE_TOKEN"
+        )
     return token

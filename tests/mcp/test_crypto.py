@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pgpy
@@ -23,6 +24,7 @@ from mailbox_mcp.crypto import (
     WrongKeyOwner,
 )
 from mailbox_mcp.errors import BridgeError
+from tests import abusive_keys
 
 TEXT = "Can you review the Q3 numbers? — ünïcödé ✓\n" * 48  # about 2 KiB
 
@@ -181,6 +183,26 @@ def test_a_private_key_published_as_public_is_refused(alice: PrivateKey) -> None
     data = unarmor(str(alice.key), "PRIVATE KEY BLOCK")
     with pytest.raises(BadKeyError, match="private"):
         PublicKey.parse(armor(data, "PUBLIC KEY BLOCK"), "alice")
+
+
+@pytest.mark.parametrize(
+    ("craft", "reason"),
+    [
+        (abusive_keys.many_user_ids, "more than 8 user ids"),
+        (abusive_keys.one_fat_signature, "more than 32 subpackets"),
+    ],
+    ids=["15000-user-ids", "10000-subpackets"],
+)
+def test_a_peer_key_shaped_to_cost_cpu_is_refused_before_pgpy_parses_it(
+    alice: PrivateKey, craft: Callable[[str], str], reason: str
+) -> None:
+    with pytest.raises(BadKeyError, match=f"alice's OpenPGP key is refused: .*{reason}"):
+        PublicKey.parse(craft(alice.public_armored()), "alice")
+
+
+def test_the_heaviest_peer_key_within_the_limits_still_parses(alice: PrivateKey) -> None:
+    key = PublicKey.parse(abusive_keys.heaviest_allowed(alice.public_armored()), "alice")
+    assert key.fingerprint == alice.fingerprint
 
 
 def test_every_name_in_all_exists() -> None:

@@ -7,14 +7,19 @@ each test can say exactly when the network would have been used.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
-from mailbox_mcp.crypto import PeerKeyMissing, PrivateKey, WrongKeyOwner
+from mailbox_mcp import keyring
+from mailbox_mcp.crypto import BadKeyError, PeerKeyMissing, PrivateKey, PublicKey, WrongKeyOwner
 from mailbox_mcp.errors import MailboxAPIError
 from mailbox_mcp.keyring import PeerKeys
+from tests import abusive_keys
 
 pytestmark = pytest.mark.anyio
 
@@ -122,3 +127,40 @@ async def test_a_name_that_is_not_an_agent_name_never_reaches_the_disk(
     with pytest.raises(ValueError):
         await PeerKeys(directory.fetch, tmp_path).lookup("../../etc/passwd")
     assert directory.calls == []
+
+
+async def test_a_published_key_of_thousands_of_user_ids_is_refused_and_not_cached(
+    directory: Directory, tmp_path: Path
+) -> None:
+    directory.entries["alice"] = abusive_keys.many_user_ids(
+        PrivateKey.generate("alice").public_armored()
+    )
+    with pytest.raises(BadKeyError, match="more than 8 user ids"):
+        await PeerKeys(directory.fetch, tmp_path).lookup("alice")
+    assert not _cached(tmp_path)
+
+
+@pytest.mark.parametrize("source", ["directory", "disk"])
+async def test_the_event_loop_keeps_running_while_a_peer_key_is_parsed(
+    directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    # The parse is held until this task, on the loop, releases it: a parse on the
+    # loop would wait out its timeout instead, and report that it was never released.
+    directory.entries["alice"] = PrivateKey.generate("alice").public_armored()
+    if source == "disk":
+        await PeerKeys(directory.fetch, tmp_path).lookup("alice")
+    parsing, release = threading.Event(), threading.Event()
+    released: list[bool] = []
+    parse = PublicKey.parse
+
+    def held_parse(armored: str, owner: str) -> PublicKey:
+        parsing.set()
+        released.append(release.wait(timeout=5))
+        return parse(armored, owner)
+
+    monkeypatch.setattr(keyring.PublicKey, "parse", held_parse)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(PeerKeys(directory.fetch, tmp_path).lookup, "alice")
+        assert await anyio.to_thread.run_sync(parsing.wait, 10)
+        release.set()
+    assert released == [True]

@@ -175,3 +175,41 @@ def test_the_systemd_unit_names_the_agent_that_owns_the_peer_sessions(
     assert unit.returncode == 0, unit.stderr
     lines = [line for line in unit.stdout.splitlines() if "OPENCLAW_AGENT_ID" in line]
     assert lines == [f"Environment=OPENCLAW_AGENT_ID={expected}"]
+
+
+@pytest.mark.parametrize("kept", ["", "\n", "  \t\n"], ids=["empty", "newline", "blank"])
+def test_serve_refuses_to_start_with_an_empty_token_file_and_says_which(
+    tmp_path: Path, kept: str
+) -> None:
+    (tmp_path / "serve_token").write_text(kept)
+    env = {
+        "MAILBOX_SERVER_URL": "http://127.0.0.1:9",
+        "MAILBOX_STATE_DIR": str(tmp_path),
+        "MAILBOX_API_KEY": "x",
+    }
+    result = subprocess.run(
+        [MAILBOX_MCP, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert str(tmp_path / "serve_token") in result.stderr and "empty" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "serve_token").read_text() == kept  # the person decides, not us
+
+
+def test_config_openclaw_serve_says_the_same_of_an_empty_token_file(tmp_path: Path) -> None:
+    (tmp_path / "serve_token").write_text("\n")
+    env = {"MAILBOX_STATE_DIR": str(tmp_path), "OPENCLAW_GATEWAY_URL": "http://127.0.0.1:9"}
+    serve_url = "http://127.0.0.1:1/mcp"
+    result = subprocess.run(
+        [MAILBOX_MCP, "config", "openclaw", "--plain", "--serve", serve_url, "--include-key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is empty" in result.stderr
