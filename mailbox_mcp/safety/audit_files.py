@@ -1,9 +1,9 @@
 """The audit log's files in MAILBOX_STATE_DIR, shared by its writer and its checker.
 
     audit.jsonl  one compact JSON object per line, each naming the sha256 of the line before
-    audit.head   {"count", "last_hash", "size"} of the log as last written, replaced atomically
+    audit.head   {"count", "last_hash", "size"} of the log as last written, one fixed-width
+                 record written in place (see write_head)
     audit.lock   the lock every bridge process takes to read the head, append and write the head
-    .audit.head.spare, .audit.head.previous   the head's next copy (see write_head)
 
 All are 0600. The lock is `filelock` (flock on Unix), which the kernel releases when
 a holder dies, so a crashed writer never leaves the others waiting.
@@ -11,7 +11,6 @@ a holder dies, so a crashed writer never leaves the others waiting.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -24,8 +23,6 @@ from filelock import FileLock
 LOG_NAME = "audit.jsonl"
 HEAD_NAME = "audit.head"
 LOCK_NAME = "audit.lock"
-SPARE_NAME = ".audit.head.spare"  # see write_head
-PREVIOUS_NAME = ".audit.head.previous"
 GENESIS = "0" * 64  # the `prev` of line 1
 # Room for any count and size (up to 20 digits each), the hash and the keys.
 _HEAD_WIDTH = 160
@@ -69,8 +66,6 @@ class Files:
         self.dir = state_dir
         self.log = str(state_dir / LOG_NAME)
         self.head = str(state_dir / HEAD_NAME)
-        self.spare = str(state_dir / SPARE_NAME)
-        self.previous = str(state_dir / PREVIOUS_NAME)
         self.lock = FileLock(state_dir / LOCK_NAME, mode=MODE)
 
     def locked(self) -> Any:
@@ -83,32 +78,25 @@ class Files:
         return None if raw is None else parse_head(raw)
 
     def write_head(self, head: Head) -> None:
-        """Replace the head atomically: a reader or a crash sees the old head or the new one.
+        """Write the head over the old one, in place: one `pwrite` of a fixed width.
 
-        The new head is written into a spare file, which then replaces the head. A freshly
-        written temporary file would do, but replacing a file with one whose blocks are not
-        yet allocated makes ext4 flush it first (auto_da_alloc): about 0.5 ms per record, and
-        several under disk load. So the replaced head, kept through a hard link, becomes the
-        next spare, and each head is written over blocks the file already has. Callers hold
-        the lock; names left behind by a writer that died are taken over or cleared here.
+        No new file and no rename: replacing a file makes ext4 flush the new one first
+        (auto_da_alloc), and every rename is a journal commit, which under disk load
+        took milliseconds, now and then hundreds. A write of one fixed-width record into
+        blocks the file already has is a page-cache copy. Readers hold the lock, so
+        none sees it half written; a power cut in the middle of it could tear it, and
+        `verify` would then say the head is damaged (the safe side). Callers hold the lock.
         """
         data = encode({"count": head.count, "last_hash": head.last_hash, "size": head.size})
-        # Padded to one width, so that overwriting the spare never leaves old bytes after it.
+        # Padded to one width, so that each head covers the last one exactly.
         data = data.ljust(_HEAD_WIDTH) + b"\n"
-        fd = os.open(self.spare, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, MODE)
+        fd = os.open(self.head, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, MODE)
         try:
-            os.write(fd, data)  # at offset 0: just opened
+            os.pwrite(fd, data, 0)
             if os.fstat(fd).st_size > len(data):
-                os.ftruncate(fd, len(data))
+                os.ftruncate(fd, len(data))  # a head written by an older version
         finally:
             os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.previous)  # left by a writer that died between link and replace
-        with contextlib.suppress(FileNotFoundError):
-            os.link(self.head, self.previous)  # none before the first record
-        os.replace(self.spare, self.head)
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(self.previous, self.spare)
 
     def snapshot(self) -> tuple[bytes | None, bytes | None]:
         """The log's and the head's bytes (None for a missing file), as a writer left them.

@@ -142,7 +142,7 @@ def test_the_text_itself_never_reaches_the_files(state_dir: Path) -> None:
 
 def test_the_log_and_its_head_are_for_the_owner_only(state_dir: Path) -> None:
     write_log(state_dir, 3)
-    for name in ("audit.jsonl", "audit.head", "audit.lock", ".audit.head.spare"):
+    for name in ("audit.jsonl", "audit.head", "audit.lock"):
         assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
 
 
