@@ -76,12 +76,19 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
         except BaseException:
             await database.dispose()
             raise
-        janitor = asyncio.create_task(_janitor(app.state.services))
+        services: Services = app.state.services
+        janitor = asyncio.create_task(_janitor(services))
+        ack_timer = services.acks.start()
         try:
             yield
         finally:
             janitor.cancel()
-            app.state.services.hub.close_all()
+            services.hub.close_all()
+            ack_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ack_timer
+            # Acks still in memory are written before the database goes.
+            await services.acks.close()
             await database.dispose()
 
     app = FastAPI(

@@ -3,6 +3,10 @@
 Credentials never travel in the URL: the first frame carries the key. After
 `auth_ok` the client gets every message after `since` (or everything not yet
 acknowledged), oldest first, then live frames as sends commit.
+
+Acks cost the reader nothing: they go to the `AckBuffer`, which writes them
+together on a short timer. They are written at once when the socket closes,
+and before a `pong`, so a client that needs to know its acks are durable pings.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from ..clock import utcnow
 from ..errors import Unauthorized
 from ..services import agents as agent_service
 from ..services import frames
@@ -93,6 +98,17 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, since: in
             await writer
         if writer.done() and not writer.cancelled() and writer.exception() is not None:
             log.error("websocket writer of %s failed", agent.name, exc_info=writer.exception())
+        await _flush_acks(svc, agent)
+
+
+async def _flush_acks(svc: Services, agent: AgentRef) -> None:
+    # A closed socket's acks are written now, not a timer later: the agent's next
+    # socket (maybe on its way) then starts after them. If the write fails they stay
+    # pending for the timer; a crash before that only replays them.
+    try:
+        await svc.acks.flush_agent(agent.id)
+    except Exception:
+        log.warning("could not write the acks of %s yet; the timer retries", agent.name)
 
 
 async def _write(
@@ -136,7 +152,6 @@ async def _send_backlog(
 
 
 async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
-    acked = -1  # the watermark this connection already wrote: repeats cost no write
     while True:
         raw = await websocket.receive_text()
         try:
@@ -150,9 +165,19 @@ async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
             if not isinstance(up_to, int) or isinstance(up_to, bool) or up_to < 0:
                 await _send_error(websocket, "ack needs a non-negative integer up_to_seq")
                 continue
-            if up_to > acked:
-                acked = await inbox_service.ack_up_to(svc, agent, up_to)
+            svc.acks.note(agent.id, up_to, utcnow())
         elif kind == "ping":
+            # The pong says every ack before it is committed.
+            try:
+                await svc.acks.flush_agent(agent.id)
+            except Exception:
+                log.warning("could not write the acks of %s yet; the timer retries", agent.name)
+                await _send_error(
+                    websocket,
+                    "your acks could not be written yet; they are kept and retried",
+                    code="unavailable",
+                )
+                continue
             await websocket.send_text('{"type":"pong"}')
         else:
             await _send_error(
@@ -160,7 +185,5 @@ async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
             )
 
 
-async def _send_error(websocket: WebSocket, message: str) -> None:
-    await websocket.send_text(
-        json.dumps({"type": "error", "error": "validation_error", "message": message})
-    )
+async def _send_error(websocket: WebSocket, message: str, code: str = "validation_error") -> None:
+    await websocket.send_text(json.dumps({"type": "error", "error": code, "message": message}))

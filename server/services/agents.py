@@ -33,7 +33,6 @@ async def register(
                     api_key_hash=hash_api_key(api_key),
                     created_at=utcnow(),
                     last_seq=0,
-                    ack_seq=0,
                 )
             )
     except IntegrityError:
