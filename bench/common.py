@@ -76,6 +76,23 @@ def database(backend: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def postgres_pids(database_url: str) -> set[int]:
+    """The backends serving this database and PostgreSQL's own background processes."""
+    if database_url.startswith("sqlite"):
+        return set()
+    name = database_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = $1 OR backend_type <> 'client backend'",
+            name,
+        )
+    finally:
+        await conn.close()
+    return {row["pid"] for row in rows}
+
+
 @contextlib.contextmanager
 def server_process(
     database_url: str, **extra_env: str

@@ -23,22 +23,23 @@ def _stat_fields(pid: int | str) -> tuple[str, list[str]]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
+    return sum(user_system_seconds(pid))
+
+
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """User and system (kernel: sockets, wake-ups) CPU time of a process so far."""
     fields = _stat_fields(pid)[1]
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
-def cpu_by_command(command: str) -> dict[int, float]:
-    """CPU seconds so far of every process with this command name (e.g. `postgres`)."""
+def cpu_of(pids: set[int]) -> dict[int, float]:
+    """CPU seconds so far of each of these processes still alive."""
     found: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in pids:
         try:
-            name, fields = _stat_fields(entry.name)
+            found[pid] = cpu_seconds(pid)
         except (OSError, IndexError):
             continue  # gone meanwhile
-        if name == command:
-            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICK
     return found
 
 
@@ -54,6 +55,7 @@ class CpuUse:
     """CPU seconds spent during one measured interval."""
 
     server: float
+    server_system: float
     database: float
     client: float
     machine: float
@@ -67,7 +69,8 @@ class CpuUse:
     def per_message(self, count: int) -> str:
         ms = 1000 / max(1, count)
         return (
-            f"CPU per message: server {self.server * ms:.3f} ms, "
+            f"CPU per message: server {self.server * ms:.3f} ms"
+            f" ({self.server_system * ms:.3f} of it in the kernel), "
             f"database {self.database * ms:.3f} ms, load client {self.client * ms:.3f} ms; "
             f"rest of the machine {self.other / self.wall:.2f} cores meanwhile "
             f"(machine busy {self.machine / self.wall:.2f} of {os.cpu_count()} cores)"
@@ -75,33 +78,40 @@ class CpuUse:
 
 
 class CpuMeter:
-    """Start, run the load, stop: the CPU each party used in between."""
+    """Start, run the load, stop: the CPU each party used in between.
 
-    def __init__(self, server_pid: int, database_command: str | None) -> None:
+    The database's share is that of the processes named at start and stop: the
+    backends of the benchmark's own database and PostgreSQL's shared background
+    processes, not the backends another worker on the machine keeps busy.
+    """
+
+    def __init__(self, server_pid: int) -> None:
         self.server_pid = server_pid
-        self.database_command = database_command
+        self._database_pids: set[int] = set()
 
-    def _sample(self) -> tuple[float, dict[int, float], float, float]:
-        database = cpu_by_command(self.database_command) if self.database_command else {}
+    def _sample(self) -> tuple[tuple[float, float], dict[int, float], float, float]:
         client = os.times()
         return (
-            cpu_seconds(self.server_pid),
-            database,
+            user_system_seconds(self.server_pid),
+            cpu_of(self._database_pids),
             client.user + client.system,
             machine_busy_seconds(),
         )
 
-    def start(self, now: float) -> None:
+    def start(self, now: float, database_pids: set[int] | None = None) -> None:
         self._started = now
+        self._database_pids = set(database_pids or ())
         self._before = self._sample()
 
-    def stop(self, now: float) -> CpuUse:
+    def stop(self, now: float, database_pids: set[int] | None = None) -> CpuUse:
+        self._database_pids |= database_pids or set()
         server, database, client, machine = self._sample()
         server0, database0, client0, machine0 = self._before
-        # Database backends come and go; count each one's growth (a new one from zero).
+        # A backend that appeared meanwhile (autovacuum) counts from zero.
         database_used = sum(cpu - database0.get(pid, 0.0) for pid, cpu in database.items())
         return CpuUse(
-            server=server - server0,
+            server=sum(server) - sum(server0),
+            server_system=server[1] - server0[1],
             database=database_used,
             client=client - client0,
             machine=machine - machine0,

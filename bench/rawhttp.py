@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from urllib.parse import urlsplit
+
+# uvicorn closes a keep-alive connection idle for 5 s; one idle this long is not reused.
+MAX_IDLE_SECONDS = 3.0
 
 
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_used = time.monotonic()
 
     async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
         self.writer.write(head + body)
@@ -51,15 +56,27 @@ class RawClient:
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             + "\r\n"
         ).encode()
-        connection = self._idle.pop() if self._idle else await self._open()
+        connection = await self._take()
         try:
             answer = await connection.request(head, body)
         except BaseException:
-            connection.writer.close()
-            self._all.remove(connection)
+            self._discard(connection)
             raise
+        connection.last_used = time.monotonic()
         self._idle.append(connection)
         return answer
+
+    async def _take(self) -> _Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if time.monotonic() - connection.last_used < MAX_IDLE_SECONDS:
+                return connection
+            self._discard(connection)
+        return await self._open()
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.writer.close()
+        self._all.remove(connection)
 
     async def _open(self) -> _Connection:
         reader, writer = await asyncio.open_connection(self.host, self.port)

@@ -11,8 +11,9 @@ runs the same load without acks too, rounds interleaved on one server, and print
 the ratio. Open loop (default): messages leave at `--rate` per second whatever the
 server does, so queueing shows in the tail. Closed loop: `--concurrency` senders
 send back to back. The server runs as its own process with the pair limit off;
-CPU is reported per message for the server, the database (PostgreSQL's
-processes), the load client, and what the rest of the machine used meanwhile.
+CPU is reported per message for the server, the database (the backends of the
+benchmark's database and PostgreSQL's background processes), the load client,
+and what the rest of the machine (other workers) used meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bench.common import (
     connect,
     database,
     percentile,
+    postgres_pids,
     register,
     server_process,
     summary,
@@ -44,6 +46,7 @@ from bench.rawhttp import RawClient
 
 @dataclass
 class Load:
+    database_url: str
     count: int
     rate: float
     closed: bool
@@ -101,6 +104,8 @@ async def run_round(
     receivers: list[Receiver] = []
     raw = RawClient(url)
     errors = 0
+    # The closed loop sends the same number per sender: the count rounds down to fit.
+    count = load.count - load.count % load.concurrency if load.closed else load.count
 
     async def receive(receiver: Receiver) -> None:
         async for frame_text in receiver.ws:
@@ -112,7 +117,7 @@ async def run_round(
             receiver.received += 1
             if ack_every and receiver.received % ack_every == 0:
                 await receiver.ws.send(json.dumps({"type": "ack", "up_to_seq": message["seq"]}))
-            if len(latencies) == load.count:
+            if len(latencies) == count:
                 done.set()
 
     async def send_one(pair_index: int, i: int) -> None:
@@ -133,9 +138,9 @@ async def run_round(
             receiver = Receiver(recipient, ws)
             receiver.task = asyncio.create_task(receive(receiver))
             receivers.append(receiver)
-        count = load.count
+        database_pids = await postgres_pids(load.database_url)
         started = time.perf_counter()
-        meter.start(started)
+        meter.start(started, database_pids)
         if load.closed:
             per_sender = count // load.concurrency
 
@@ -154,7 +159,7 @@ async def run_round(
             await asyncio.gather(*tasks)
         await asyncio.wait_for(done.wait(), 120)
         finished = time.perf_counter()
-        cpu = meter.stop(finished)
+        cpu = meter.stop(finished, await postgres_pids(load.database_url))
     finally:
         for receiver in receivers:
             if receiver.task is not None:
@@ -225,7 +230,6 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=None, help="default: 2 with --compare")
     args = parser.parse_args()
-    load = Load(args.count, args.rate, args.closed, args.concurrency, args.pairs)
     modes = [args.ack_every, 0] if args.compare and args.ack_every else [args.ack_every]
     rounds = args.rounds or (2 if args.compare else 1)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -237,7 +241,8 @@ def main() -> None:
         print(f"  before: {load_average()}")
         results = []
         with database(backend) as url, server_process(url) as (base, process):
-            meter = CpuMeter(process.pid, None if backend == "sqlite" else "postgres")
+            meter = CpuMeter(process.pid)
+            load = Load(url, args.count, args.rate, args.closed, args.concurrency, args.pairs)
             for number in range(rounds):
                 # Alternate the order, so neither mode always runs on the warmer server.
                 order = modes if number % 2 == 0 else list(reversed(modes))

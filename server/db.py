@@ -23,13 +23,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .hot_pool import HotPool
 from .settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-async def _no_reset(_connection: asyncpg.Connection) -> None:
-    return None
+HOT_POOL_SIZE = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -61,9 +59,8 @@ class Database:
             )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sqlite_path = settings.sqlite_path
-        self._database_url = settings.database_url
-        self._hot_pool: asyncpg.Pool | None = None
-        self._hot_pool_lock = asyncio.Lock()
+        libpq_url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._hot_pool = None if self.is_sqlite else HotPool(libpq_url, HOT_POOL_SIZE)
         self._sqlite_writer: sqlite3.Connection | None = None
 
     @contextlib.asynccontextmanager
@@ -94,26 +91,11 @@ class Database:
                 self._sqlite_writer = writer
             yield self._sqlite_writer
 
-    @contextlib.asynccontextmanager
-    async def hot_connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A raw asyncpg connection for the send statement (PostgreSQL only).
-
-        Its own small pool, without SQLAlchemy's per-checkout work and without
-        asyncpg's reset query on release (one more round trip per message): the
-        statements run here are single autocommit statements that leave no
-        session state behind.
-        """
-        if self._hot_pool is None:
-            async with self._hot_pool_lock:
-                if self._hot_pool is None:
-                    self._hot_pool = await asyncpg.create_pool(
-                        self._database_url.replace("postgresql+asyncpg://", "postgresql://", 1),
-                        min_size=1,
-                        max_size=10,
-                        reset=_no_reset,
-                    )
-        async with self._hot_pool.acquire() as connection:
-            yield connection
+    def hot_connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A raw asyncpg connection for the hot statements (PostgreSQL only): sends and
+        ack batches, single autocommit statements (see `server.hot_pool`)."""
+        assert self._hot_pool is not None
+        return self._hot_pool.connection()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -131,7 +113,8 @@ class Database:
     async def dispose(self) -> None:
         if self._hot_pool is not None:
             await self._hot_pool.close()
-            self._hot_pool = None
+            # An app restarted in the same process (tests) opens connections anew.
+            self._hot_pool = HotPool(self._hot_pool.dsn, HOT_POOL_SIZE)
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
             self._sqlite_writer = None

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .ack_store import Ack
 
@@ -35,7 +36,9 @@ class AckBuffer:
     def __init__(self, write: Write, interval: float) -> None:
         self._write = write
         self.interval = interval
-        self._pending: dict[str, Ack] = {}
+        # agent id -> (up_to_seq, when, as a POSIX time): a tuple and a float keep the
+        # per-ack cost to a dict store; Ack objects and datetimes are made per batch.
+        self._pending: dict[str, tuple[int, float]] = {}
         self._new_loop_primitives()
 
     def _new_loop_primitives(self) -> None:
@@ -44,11 +47,12 @@ class AckBuffer:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
 
-    def note(self, agent_id: str, up_to_seq: int, at: datetime) -> None:
-        """Remember an ack (synchronous and O(1): the reader of a socket never waits)."""
+    def note(self, agent_id: str, up_to_seq: int, at: float | None = None) -> None:
+        """Remember an ack received now (or `at`); synchronous and O(1): the reader of a
+        socket never waits."""
         current = self._pending.get(agent_id)
-        if current is None or up_to_seq > current.up_to_seq:
-            self._pending[agent_id] = Ack(agent_id, up_to_seq, at)
+        if current is None or up_to_seq > current[0]:
+            self._pending[agent_id] = (up_to_seq, time.time() if at is None else at)
             self._wake.set()
 
     def has_pending(self, agent_id: str) -> bool:
@@ -60,10 +64,15 @@ class AckBuffer:
             if not self._pending:
                 return
             batch = dict(self._pending)
-            await self._write(list(batch.values()))
-            for agent_id, ack in batch.items():
+            await self._write(
+                [
+                    Ack(agent_id, seq, datetime.fromtimestamp(at, UTC))
+                    for agent_id, (seq, at) in batch.items()
+                ]
+            )
+            for agent_id, entry in batch.items():
                 # An ack that arrived during the write stays for the next batch.
-                if self._pending.get(agent_id) is ack:
+                if self._pending.get(agent_id) is entry:
                     del self._pending[agent_id]
 
     async def flush_agent(self, agent_id: str) -> None:

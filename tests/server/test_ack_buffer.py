@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import anyio
 import pytest
@@ -12,7 +11,6 @@ from server.services.ack_buffer import AckBuffer
 from server.services.ack_store import Ack
 
 pytestmark = pytest.mark.anyio
-NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
 
 class Recorder:
@@ -40,8 +38,8 @@ async def test_one_batch_holds_the_newest_ack_of_every_agent() -> None:
     db = Recorder()
     buffer = AckBuffer(db.write, interval=60)
     for seq in (3, 5, 4):
-        buffer.note("b", seq, NOW)
-    buffer.note("c", 1, NOW)
+        buffer.note("b", seq)
+    buffer.note("c", 1)
     await buffer.flush()
     assert db.batches == [{"b": 5, "c": 1}]
     await buffer.flush()  # nothing left: no empty write
@@ -54,8 +52,8 @@ async def test_the_timer_writes_an_interval_after_the_first_ack() -> None:
     timer = buffer.start()
     try:
         started = anyio.current_time()
-        buffer.note("b", 1, NOW)
-        buffer.note("b", 2, NOW)
+        buffer.note("b", 1)
+        buffer.note("b", 2)
         with anyio.fail_after(5):
             await db.written.wait()
         assert anyio.current_time() - started >= 0.2
@@ -68,7 +66,7 @@ async def test_a_failed_write_keeps_the_acks_and_a_later_flush_writes_them() -> 
     db = Recorder()
     db.failures = 1
     buffer = AckBuffer(db.write, interval=60)
-    buffer.note("b", 7, NOW)
+    buffer.note("b", 7)
     with pytest.raises(OSError):
         await buffer.flush()
     assert buffer.has_pending("b")
@@ -80,11 +78,11 @@ async def test_an_ack_that_arrives_during_a_write_stays_for_the_next_batch() -> 
     db = Recorder()
     db.gate = asyncio.Event()
     buffer = AckBuffer(db.write, interval=60)
-    buffer.note("b", 1, NOW)
+    buffer.note("b", 1)
     first = asyncio.create_task(buffer.flush())
     with anyio.fail_after(5):
         await db.entered.wait()
-    buffer.note("b", 2, NOW)
+    buffer.note("b", 2)
     db.gate.set()
     await first
     assert buffer.has_pending("b")
@@ -96,7 +94,7 @@ async def test_flushing_an_agent_waits_for_the_batch_in_flight_that_holds_its_ac
     db = Recorder()
     db.gate = asyncio.Event()
     buffer = AckBuffer(db.write, interval=60)
-    buffer.note("b", 1, NOW)
+    buffer.note("b", 1)
     in_flight = asyncio.create_task(buffer.flush())
     with anyio.fail_after(5):
         await db.entered.wait()
@@ -112,10 +110,10 @@ async def test_flushing_an_agent_waits_for_the_batch_in_flight_that_holds_its_ac
 async def test_closing_writes_what_is_pending_and_a_failure_is_only_logged() -> None:
     db = Recorder()
     buffer = AckBuffer(db.write, interval=60)
-    buffer.note("b", 3, NOW)
+    buffer.note("b", 3)
     await buffer.close()
     assert db.batches == [{"b": 3}]
     db.failures = 1
-    buffer.note("b", 4, NOW)
+    buffer.note("b", 4)
     await buffer.close()  # does not raise: shutdown goes on; message 4 will come again
     assert buffer.has_pending("b")

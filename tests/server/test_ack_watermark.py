@@ -160,6 +160,47 @@ def test_the_inbox_never_shows_a_message_the_socket_acknowledged(
     assert ack["acknowledged_up_to_seq"] == 3
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        '{{"type":"ack","up_to_seq":{}}}',
+        '{{"type": "ack", "up_to_seq": {}}}',
+        '{{"up_to_seq": {}, "type": "ack"}}',
+        '{{ "type" : "ack" , "up_to_seq" : {} }}',
+    ],
+)
+def test_an_ack_is_taken_in_any_json_spelling(slow_timer: ServerThread, spelling: str) -> None:
+    a, b = _pair(slow_timer.url)
+    a.send(b, "one")
+    a.send(b, "two")
+    with Socket(slow_timer.ws_url) as ws:
+        ws.auth(b.api_key)
+        _receive(ws, 2)
+        ws.conn.send(spelling.format(1))
+        ws.send({"type": "ping"})
+        ws.recv_type("pong")
+    assert _stored(slow_timer.settings.database_url, b.agent_id)["watermark"] == 1
+
+
+def test_a_bad_ack_or_a_binary_frame_is_answered_and_later_acks_still_land(
+    slow_timer: ServerThread,
+) -> None:
+    a, b = _pair(slow_timer.url)
+    a.send(b, "one")
+    with Socket(slow_timer.ws_url) as ws:
+        ws.auth(b.api_key)
+        _receive(ws, 1)
+        # Too large for the database: taken, it would fail every later batch of acks.
+        ws.send({"type": "ack", "up_to_seq": 2**63})
+        assert "up_to_seq" in ws.recv_type("error")["message"]
+        ws.conn.send(b'{"type":"ack","up_to_seq":1}')
+        assert "binary" in ws.recv_type("error")["message"]
+        ws.send({"type": "ack", "up_to_seq": 1})
+        ws.send({"type": "ping"})
+        ws.recv_type("pong")
+    assert _stored(slow_timer.settings.database_url, b.agent_id)["watermark"] == 1
+
+
 def test_a_newer_socket_starts_after_the_acks_of_the_one_it_replaces(
     slow_timer: ServerThread,
 ) -> None:
@@ -238,7 +279,7 @@ def test_shutdown_writes_acks_that_no_socket_close_wrote(fresh_database_url: str
         app = create_fastapi_app(settings)
         async with app.router.lifespan_context(app):
             # As if a socket's own write at close had failed: only shutdown is left.
-            app.state.services.acks.note(b.agent_id, 1, datetime.now(UTC))
+            app.state.services.acks.note(b.agent_id, 1)
 
     asyncio.run(serve_and_stop())
     assert _stored(fresh_database_url, b.agent_id)["watermark"] == 1
