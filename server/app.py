@@ -24,6 +24,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 JANITOR_INTERVAL_SECONDS = 600
+CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
 class ConfigurationError(Exception):
@@ -79,10 +80,13 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
         services: Services = app.state.services
         janitor = asyncio.create_task(_janitor(services))
         ack_timer = services.acks.start()
+        checkpoints = asyncio.create_task(_checkpoints(database)) if database.is_sqlite else None
         try:
             yield
         finally:
             janitor.cancel()
+            if checkpoints is not None:
+                checkpoints.cancel()
             services.hub.close_all()
             ack_timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -106,6 +110,16 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
     for module in (health, agents, connections, messages, directory, ws):
         app.include_router(module.router)
     return app
+
+
+async def _checkpoints(database: Database) -> None:
+    """SQLite's WAL checkpoints, off the event loop (see `Database.checkpoint`)."""
+    while True:
+        await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+        try:
+            await database.checkpoint()
+        except Exception:
+            log.exception("WAL checkpoint failed; will try again")
 
 
 async def _janitor(services: Services) -> None:
