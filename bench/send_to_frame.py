@@ -13,7 +13,10 @@ server does, so queueing shows in the tail. Closed loop: `--concurrency` senders
 send back to back. The server runs as its own process with the pair limit off;
 CPU is reported per message for the server, the database (the backends of the
 benchmark's database and PostgreSQL's background processes), the load client,
-and what the rest of the machine (other workers) used meanwhile.
+and what the rest of the machine (other workers) used meanwhile. The load client
+speaks HTTP and WebSocket through lean raw-socket clients (`bench.rawhttp`,
+`bench.rawws`): the frames are the bridge's, the client's CPU is not httpx's
+or websockets'.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-import websockets
 
 from bench.common import (
     BenchAgent,
@@ -42,6 +44,7 @@ from bench.common import (
 )
 from bench.cpu import CpuMeter, CpuUse, load_average
 from bench.rawhttp import RawClient
+from bench.rawws import RawWebSocket
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Load:
     closed: bool
     concurrency: int
     pairs: int
+    # Each message opens a conversation (a subject, a new session), or each pair opens
+    # one before the run and every message continues it (session_id, as replies do).
+    new_sessions: bool = True
 
 
 @dataclass
@@ -72,7 +78,7 @@ class RoundResult:
 @dataclass
 class Receiver:
     recipient: BenchAgent
-    ws: websockets.ClientConnection
+    ws: RawWebSocket
     received: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -92,11 +98,30 @@ async def make_pairs(http: httpx.AsyncClient, n: int) -> list[tuple[BenchAgent, 
     return pairs
 
 
+async def open_conversation(http: httpx.AsyncClient, sender: BenchAgent, to: BenchAgent) -> str:
+    """A session between the pair, its first message already acknowledged."""
+    sent = await http.post(
+        "/messages/send",
+        json={"to": to.name, "content": "hello", "subject": "bench"},
+        headers=sender.headers,
+    )
+    sent.raise_for_status()
+    seq = sent.json()["seq"]
+    acked = await http.post("/inbox/ack", json={"up_to_seq": seq}, headers=to.headers)
+    acked.raise_for_status()
+    return str(sent.json()["session_id"])
+
+
 async def run_round(
     url: str, meter: CpuMeter, load: Load, ack_every: int, label: str
 ) -> RoundResult:
     async with client(url) as http:
         pairs = await make_pairs(http, load.pairs)
+        sessions = (
+            None
+            if load.new_sessions
+            else [await open_conversation(http, sender, to) for sender, to in pairs]
+        )
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
@@ -108,7 +133,7 @@ async def run_round(
     count = load.count - load.count % load.concurrency if load.closed else load.count
 
     async def receive(receiver: Receiver) -> None:
-        async for frame_text in receiver.ws:
+        while (frame_text := await receiver.ws.recv_text()) is not None:
             frame = json.loads(frame_text)
             if frame["type"] != "message":
                 continue
@@ -116,7 +141,8 @@ async def run_round(
             latencies.append((time.perf_counter() - sent_at[message["content"]]) * 1000)
             receiver.received += 1
             if ack_every and receiver.received % ack_every == 0:
-                await receiver.ws.send(json.dumps({"type": "ack", "up_to_seq": message["seq"]}))
+                # As the bridge acks, once the message is handed on: one frame per message.
+                receiver.ws.send_text(f'{{"type": "ack", "up_to_seq": {message["seq"]}}}')
             if len(latencies) == count:
                 done.set()
 
@@ -124,7 +150,8 @@ async def run_round(
         nonlocal errors
         sender, recipient = pairs[pair_index]
         content = f"{label}-{i}"
-        body = json.dumps({"to": recipient.name, "content": content, "subject": "bench"})
+        fields = {"subject": "bench"} if sessions is None else {"session_id": sessions[pair_index]}
+        body = json.dumps({"to": recipient.name, "content": content, **fields})
         sent_at[content] = time.perf_counter()
         status, _ = await raw.post_json("/messages/send", body.encode(), sender.headers)
         if status != 201:
@@ -132,9 +159,9 @@ async def run_round(
 
     try:
         for _, recipient in pairs:
-            ws = await websockets.connect(ws_url, compression=None)
-            await ws.send(json.dumps({"type": "auth", "api_key": recipient.api_key}))
-            json.loads(await ws.recv())
+            ws = await RawWebSocket.connect(ws_url)
+            ws.send_text(json.dumps({"type": "auth", "api_key": recipient.api_key}))
+            json.loads(await ws.recv_text() or "{}")
             receiver = Receiver(recipient, ws)
             receiver.task = asyncio.create_task(receive(receiver))
             receivers.append(receiver)
@@ -229,6 +256,12 @@ def main() -> None:
         "--compare", action="store_true", help="also run without acks, interleaved, same server"
     )
     parser.add_argument("--rounds", type=int, default=None, help="default: 2 with --compare")
+    parser.add_argument(
+        "--sessions",
+        choices=["new", "continue"],
+        default="new",
+        help="each message opens a conversation (new), or continues its pair's (continue)",
+    )
     args = parser.parse_args()
     modes = [args.ack_every, 0] if args.compare and args.ack_every else [args.ack_every]
     rounds = args.rounds or (2 if args.compare else 1)
@@ -237,12 +270,23 @@ def main() -> None:
         shape = f"open loop {args.rate:.0f}/s"
         if args.closed:
             shape = f"closed loop x{args.concurrency}"
-        print(f"{backend}, {shape}, {args.pairs} pairs, {args.count} messages per round")
+        print(
+            f"{backend}, {shape}, {args.pairs} pairs, {args.count} messages per round, "
+            f"sessions: {args.sessions}"
+        )
         print(f"  before: {load_average()}")
         results = []
         with database(backend) as url, server_process(url) as (base, process):
             meter = CpuMeter(process.pid)
-            load = Load(url, args.count, args.rate, args.closed, args.concurrency, args.pairs)
+            load = Load(
+                url,
+                args.count,
+                args.rate,
+                args.closed,
+                args.concurrency,
+                args.pairs,
+                new_sessions=args.sessions == "new",
+            )
             for number in range(rounds):
                 # Alternate the order, so neither mode always runs on the warmer server.
                 order = modes if number % 2 == 0 else list(reversed(modes))
