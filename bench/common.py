@@ -1,4 +1,7 @@
-"""Shared pieces of the benchmarks: a real server process, agents, percentiles."""
+"""Shared pieces of the benchmarks: a real server process, agents, percentiles.
+
+CPU accounting is in `bench.cpu`, the lean load client in `bench.rawhttp`.
+"""
 
 from __future__ import annotations
 
@@ -33,13 +36,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -78,6 +74,23 @@ def database(backend: str) -> Iterator[str]:
         )
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def postgres_pids(database_url: str) -> set[int]:
+    """The backends serving this database and PostgreSQL's own background processes."""
+    if database_url.startswith("sqlite"):
+        return set()
+    name = database_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = $1 OR backend_type <> 'client backend'",
+            name,
+        )
+    finally:
+        await conn.close()
+    return {row["pid"] for row in rows}
 
 
 @contextlib.contextmanager

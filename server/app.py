@@ -24,6 +24,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 JANITOR_INTERVAL_SECONDS = 600
+CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
 class ConfigurationError(Exception):
@@ -76,12 +77,22 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
         except BaseException:
             await database.dispose()
             raise
-        janitor = asyncio.create_task(_janitor(app.state.services))
+        services: Services = app.state.services
+        janitor = asyncio.create_task(_janitor(services))
+        ack_timer = services.acks.start()
+        checkpoints = asyncio.create_task(_checkpoints(database)) if database.is_sqlite else None
         try:
             yield
         finally:
             janitor.cancel()
-            app.state.services.hub.close_all()
+            if checkpoints is not None:
+                checkpoints.cancel()
+            services.hub.close_all()
+            ack_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ack_timer
+            # Acks still in memory are written before the database goes.
+            await services.acks.close()
             await database.dispose()
 
     app = FastAPI(
@@ -99,6 +110,16 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
     for module in (health, agents, connections, messages, directory, ws):
         app.include_router(module.router)
     return app
+
+
+async def _checkpoints(database: Database) -> None:
+    """SQLite's WAL checkpoints, off the event loop (see `Database.checkpoint`)."""
+    while True:
+        await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+        try:
+            await database.checkpoint()
+        except Exception:
+            log.exception("WAL checkpoint failed; will try again")
 
 
 async def _janitor(services: Services) -> None:

@@ -40,8 +40,16 @@ def serve(settings: Settings) -> None:
         ws_ping_timeout=settings.ws_ping_interval_seconds,
         ws_per_message_deflate=False,
         proxy_headers=settings.trust_forwarded_for,
+        # Above info nothing is logged per request, but uvicorn would still format
+        # each access line's arguments: skip it entirely then.
+        access_log=_logs_requests(settings.log_level),
         server_header=False,
     )
+
+
+def _logs_requests(level: str) -> bool:
+    number = logging.getLevelName(level.upper())
+    return not isinstance(number, int) or number <= logging.INFO
 
 
 async def _check_schema(settings: Settings) -> None:

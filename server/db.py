@@ -23,13 +23,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .hot_pool import HotPool
 from .settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-async def _no_reset(_connection: asyncpg.Connection) -> None:
-    return None
+HOT_POOL_SIZE = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -40,6 +38,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # No checkpoint inside a commit: one takes 10-20 ms (it syncs the database file),
+    # and the message writer commits on the event loop. `Database.checkpoint` runs
+    # them in a thread instead; the last connection to close checkpoints too.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -61,10 +63,10 @@ class Database:
             )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sqlite_path = settings.sqlite_path
-        self._database_url = settings.database_url
-        self._hot_pool: asyncpg.Pool | None = None
-        self._hot_pool_lock = asyncio.Lock()
+        libpq_url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._hot_pool = None if self.is_sqlite else HotPool(libpq_url, HOT_POOL_SIZE)
         self._sqlite_writer: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -94,26 +96,11 @@ class Database:
                 self._sqlite_writer = writer
             yield self._sqlite_writer
 
-    @contextlib.asynccontextmanager
-    async def hot_connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A raw asyncpg connection for the send statement (PostgreSQL only).
-
-        Its own small pool, without SQLAlchemy's per-checkout work and without
-        asyncpg's reset query on release (one more round trip per message): the
-        statements run here are single autocommit statements that leave no
-        session state behind.
-        """
-        if self._hot_pool is None:
-            async with self._hot_pool_lock:
-                if self._hot_pool is None:
-                    self._hot_pool = await asyncpg.create_pool(
-                        self._database_url.replace("postgresql+asyncpg://", "postgresql://", 1),
-                        min_size=1,
-                        max_size=10,
-                        reset=_no_reset,
-                    )
-        async with self._hot_pool.acquire() as connection:
-            yield connection
+    def hot_connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A raw asyncpg connection for the hot statements (PostgreSQL only): sends and
+        ack batches, single autocommit statements (see `server.hot_pool`)."""
+        assert self._hot_pool is not None
+        return self._hot_pool.connection()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -128,13 +115,34 @@ class Database:
         except Exception:
             return False
 
+    async def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database file, in a worker thread.
+
+        PASSIVE: it never waits for or blocks the writer, and copies what it can;
+        the log is then reused from its start by a later commit.
+        """
+        if self.is_sqlite and self._sqlite_path is not None:
+            await asyncio.to_thread(self._checkpoint_now)
+
+    def _checkpoint_now(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self._sqlite_path, isolation_level=None, check_same_thread=False
+            )
+            _sqlite_pragmas(self._checkpointer, None)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     async def dispose(self) -> None:
         if self._hot_pool is not None:
             await self._hot_pool.close()
-            self._hot_pool = None
+            # An app restarted in the same process (tests) opens connections anew.
+            self._hot_pool = HotPool(self._hot_pool.dsn, HOT_POOL_SIZE)
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
             self._sqlite_writer = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         await self.engine.dispose()
 
     # --- migrations -------------------------------------------------------

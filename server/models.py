@@ -42,9 +42,9 @@ agents = Table(
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     # The recipient's message counter: the next incoming message gets last_seq + 1.
+    # Every send locks this row; the acknowledgement watermark lives in its own table
+    # (`ack_watermarks`) so that acks and sends never wait on each other.
     Column("last_seq", BigInteger, nullable=False, default=0),
-    # Everything at or below ack_seq is acknowledged.
-    Column("ack_seq", BigInteger, nullable=False, default=0),
     # Directory entry for end-to-end encryption (section 4 of the contract).
     Column("public_key", Text, nullable=True),
     Column("public_key_algorithm", String(32), nullable=True),
@@ -110,6 +110,8 @@ messages = Table(
     Column("encrypted", Boolean, nullable=False, default=False),
     Column("encryption", String(256), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set only by an acknowledgement by id of a message above the watermark (and by
+    # servers before migration 0002); watermark acks never rewrite message rows.
     Column("acked_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("to_agent_id", "seq", name="uq_messages_recipient_seq"),
     Index("ix_messages_session_created", "session_id", "created_at"),
@@ -124,4 +126,23 @@ idempotency_keys = Table(
     Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_idempotency_created", "created_at"),
+)
+
+# Everything an agent received at or below up_to_seq is acknowledged. No row: nothing yet.
+ack_watermarks = Table(
+    "ack_watermarks",
+    metadata,
+    Column("agent_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("up_to_seq", BigInteger, nullable=False),
+)
+
+# One row per move of a watermark by an ack up_to_seq, when it was acknowledged: a
+# message's delivery time is that of the first move at or past its seq, read without
+# ever rewriting message rows (see services/message_views.py).
+ack_watermark_moves = Table(
+    "ack_watermark_moves",
+    metadata,
+    Column("agent_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("up_to_seq", BigInteger, primary_key=True),
+    Column("acked_at", DateTime(timezone=True), nullable=False),
 )

@@ -17,7 +17,8 @@ AgentName = Annotated[str, StringConstraints(pattern=AGENT_NAME_PATTERN)]
 # Ids are UUIDs we issued; the pattern also keeps NUL and odd bytes away from the database.
 OBJECT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ObjectId = Annotated[str, StringConstraints(pattern=OBJECT_ID_PATTERN)]
-Seq = Annotated[int, Field(ge=0, le=2**62)]
+MAX_SEQ = 2**62
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
 
 def _refuse_nul(value: object) -> object:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     ws_auth_timeout_seconds: float = Field(default=5.0, gt=0, alias="MAILBOX_WS_AUTH_TIMEOUT")
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0, alias="MAILBOX_WS_PING_INTERVAL")
     ws_send_queue: int = Field(default=1024, ge=16, alias="MAILBOX_WS_SEND_QUEUE")
+    # WebSocket acks are written together this often (and on close, ping, shutdown):
+    # a crash replays at most this long's acknowledged messages, never loses one.
+    ack_flush_seconds: float = Field(default=0.05, ge=0, le=60, alias="MAILBOX_ACK_FLUSH_SECONDS")
 
     # Serve POST /messages/send outside the framework (see server/api/fast_send.py).
     fast_send: bool = Field(default=True, alias="MAILBOX_FAST_SEND")

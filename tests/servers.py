@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -13,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import uvicorn
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from server.app import create_app
 from server.db import Database
@@ -159,3 +163,60 @@ class ServerThread:
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / 'mailbox.db'}"
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes `python -m server` read exactly these settings."""
+    env = dict(os.environ)
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is None or field.alias is None:
+            continue
+        env[field.alias] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env
+
+
+class ServerProcess:
+    """`python -m server` as its own process: for what a thread cannot show, a crash."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{settings.port}"
+        self.ws_url = f"ws://127.0.0.1:{settings.port}/ws"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        process = subprocess.Popen([sys.executable, "-m", "server"], env=server_env(self.settings))
+        self._process = process
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError("the server process did not start in time")
+            # Waiting on the process both paces the retries and notices an early exit.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = process.wait(0.05)
+                raise RuntimeError(f"the server process exited with {code} during start-up")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or a power cut of the process."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
+            self._process = None
+
+    def stop(self) -> None:
+        """SIGTERM: the graceful shutdown uvicorn runs for a service manager."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(20)
+            self._process = None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

@@ -3,6 +3,10 @@
 Credentials never travel in the URL: the first frame carries the key. After
 `auth_ok` the client gets every message after `since` (or everything not yet
 acknowledged), oldest first, then live frames as sends commit.
+
+Acks cost the reader nothing: they go to the `AckBuffer`, which writes them
+together on a short timer. They are written at once when the socket closes,
+and before a `pong`, so a client that needs to know its acks are durable pings.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import Unauthorized
+from ..schemas import MAX_SEQ
 from ..services import agents as agent_service
 from ..services import frames
 from ..services import inbox as inbox_service
@@ -93,6 +99,17 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, since: in
             await writer
         if writer.done() and not writer.cancelled() and writer.exception() is not None:
             log.error("websocket writer of %s failed", agent.name, exc_info=writer.exception())
+        await _flush_acks(svc, agent)
+
+
+async def _flush_acks(svc: Services, agent: AgentRef) -> None:
+    # A closed socket's acks are written now, not a timer later: the agent's next
+    # socket (maybe on its way) then starts after them. If the write fails they stay
+    # pending for the timer; a crash before that only replays them.
+    try:
+        await svc.acks.flush_agent(agent.id)
+    except Exception:
+        log.warning("could not write the acks of %s yet; the timer retries", agent.name)
 
 
 async def _write(
@@ -135,32 +152,58 @@ async def _send_backlog(
         after = page[-1].seq
 
 
+# An ack as clients write it (compact, or with json.dumps' default spaces), read
+# without the JSON parser, which costs more than the rest of handling an ack; any
+# other spelling takes the general path below.
+_ACK_FRAME = re.compile(r'\{"type": ?"ack", ?"up_to_seq": ?(0|[1-9][0-9]{0,17})\}')
+
+
 async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
-    acked = -1  # the watermark this connection already wrote: repeats cost no write
     while True:
-        raw = await websocket.receive_text()
-        try:
-            frame = json.loads(raw)
-        except ValueError:
-            await _send_error(websocket, "frames must be JSON objects")
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        raw = message.get("text")
+        if raw is None:
+            await _send_error(websocket, "frames must be JSON text, not binary")
             continue
-        kind = frame.get("type") if isinstance(frame, dict) else None
-        if kind == "ack":
-            up_to = frame.get("up_to_seq")
-            if not isinstance(up_to, int) or isinstance(up_to, bool) or up_to < 0:
-                await _send_error(websocket, "ack needs a non-negative integer up_to_seq")
-                continue
-            if up_to > acked:
-                acked = await inbox_service.ack_up_to(svc, agent, up_to)
-        elif kind == "ping":
-            await websocket.send_text('{"type":"pong"}')
+        ack = _ACK_FRAME.fullmatch(raw)
+        if ack is not None:
+            svc.acks.note(agent.id, int(ack[1]))
         else:
+            await _handle(websocket, svc, agent, raw)
+
+
+async def _handle(websocket: WebSocket, svc: Services, agent: AgentRef, raw: str) -> None:
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        await _send_error(websocket, "frames must be JSON objects")
+        return
+    kind = frame.get("type") if isinstance(frame, dict) else None
+    if kind == "ack":
+        up_to = frame.get("up_to_seq")
+        if not isinstance(up_to, int) or isinstance(up_to, bool) or not 0 <= up_to <= MAX_SEQ:
+            # (A number the database cannot hold would fail every later batch.)
+            await _send_error(websocket, f"ack needs an integer up_to_seq from 0 to {MAX_SEQ}")
+            return
+        svc.acks.note(agent.id, up_to)
+    elif kind == "ping":
+        # The pong says every ack before it is committed.
+        try:
+            await svc.acks.flush_agent(agent.id)
+        except Exception:
+            log.warning("could not write the acks of %s yet; the timer retries", agent.name)
             await _send_error(
-                websocket, f"unknown frame type {str(kind)[:40]!r}; expected ack or ping"
+                websocket,
+                "your acks could not be written yet; they are kept and retried",
+                code="unavailable",
             )
+            return
+        await websocket.send_text('{"type":"pong"}')
+    else:
+        await _send_error(websocket, f"unknown frame type {str(kind)[:40]!r}; expected ack or ping")
 
 
-async def _send_error(websocket: WebSocket, message: str) -> None:
-    await websocket.send_text(
-        json.dumps({"type": "error", "error": "validation_error", "message": message})
-    )
+async def _send_error(websocket: WebSocket, message: str, code: str = "validation_error") -> None:
+    await websocket.send_text(json.dumps({"type": "error", "error": code, "message": message}))

@@ -33,7 +33,6 @@ async def register(
                     api_key_hash=hash_api_key(api_key),
                     created_at=utcnow(),
                     last_seq=0,
-                    ack_seq=0,
                 )
             )
     except IntegrityError:
@@ -46,12 +45,14 @@ async def register(
 async def authenticate(svc: Services, api_key: str | None) -> AgentRef:
     if not api_key:
         raise Unauthorized("send your API key as 'Authorization: Bearer amb_...'")
-    if not looks_like_api_key(api_key):
-        raise Unauthorized("that is not a valid Agent Mailbox API key")
+    # Every request comes here: a key seen before (so well-formed) costs one hash and
+    # one cache probe; the format and checksum are checked only before a database look-up.
     key_hash = hash_api_key(api_key)
     cached = svc.agents_by_key_hash.get(key_hash)
     if cached is not None:
         return cached
+    if not looks_like_api_key(api_key):
+        raise Unauthorized("that is not a valid Agent Mailbox API key")
     async with svc.db.read() as conn:
         row = (
             await conn.execute(

@@ -9,6 +9,8 @@ from ..db import Database
 from ..ratelimit import ReservingWindow, TokenBucket, WindowCounter
 from ..security import Cipher
 from ..settings import Settings
+from . import ack_store
+from .ack_buffer import AckBuffer
 from .delivery import Hub
 
 
@@ -38,6 +40,8 @@ class Services:
     approve_failures: WindowCounter = field(init=False)
     # Messages per (sender id, recipient id) in the last hour; None when switched off.
     pair_messages: ReservingWindow[tuple[str, str]] | None = field(init=False)
+    # WebSocket acks not yet written (see ack_buffer.py).
+    acks: AckBuffer = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -47,6 +51,12 @@ class Services:
         self.pair_messages = (
             ReservingWindow(s.pair_messages_per_hour, 3600) if s.pair_messages_per_hour else None
         )
+        db = self.db
+
+        async def write_acks(acks: list[ack_store.Ack]) -> None:
+            await ack_store.advance(db, acks)
+
+        self.acks = AckBuffer(write_acks, s.ack_flush_seconds)
 
     def remember_agent(self, agent: AgentRef) -> None:
         self.agents_by_name.put(agent.name, agent)

@@ -1,7 +1,10 @@
 """The inbox: what an agent has not acknowledged yet, and acknowledging it.
 
-Everything at or below an agent's `ack_seq` is acknowledged; single messages
-above it may be acknowledged by id, and the watermark follows once the gap closes.
+Everything at or below an agent's watermark (`ack_store`) is acknowledged;
+single messages above it may be acknowledged by id (their own `acked_at`), and
+the watermark follows once the gap closes. WebSocket acks wait briefly in the
+`AckBuffer`; every read of the watermark here flushes the agent's first, so
+what a client acknowledged is never shown to it again as unacknowledged.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ from .. import schemas
 from ..clock import utcnow
 from ..errors import InvalidInput, NotFound
 from ..models import agents, messages
+from . import ack_store
 from .context import AgentRef, Services
 from .message_views import message_query, to_messages
 
 
 async def ack_seq(svc: Services, agent: AgentRef) -> int:
+    """The agent's watermark, with every ack it sent so far written first."""
+    await svc.acks.flush_agent(agent.id)
     async with svc.db.read() as conn:
-        return (
-            await conn.execute(select(agents.c.ack_seq).where(agents.c.id == agent.id))
-        ).scalar_one()
+        return await ack_store.watermark(conn, agent.id)
 
 
 async def incoming_after(
@@ -49,13 +53,30 @@ async def pending_messages(
 
 
 async def ack(svc: Services, agent: AgentRef, body: schemas.AckRequest) -> schemas.AckResponse:
+    """`POST /inbox/ack`: answered after the commit (unlike WebSocket acks)."""
     if (body.up_to_seq is None) == (body.message_ids is None):
         raise InvalidInput("send exactly one of `up_to_seq` or `message_ids`")
+    # The agent's socket acks first, so the answer's watermark counts them too.
+    await svc.acks.flush_agent(agent.id)
     if body.up_to_seq is not None:
         return schemas.AckResponse(
             acknowledged_up_to_seq=await ack_up_to(svc, agent, body.up_to_seq)
         )
     ids = list(dict.fromkeys(body.message_ids or []))
+    return schemas.AckResponse(acknowledged_up_to_seq=await ack_ids(svc, agent, ids))
+
+
+async def ack_up_to(svc: Services, agent: AgentRef, up_to_seq: int) -> int:
+    """Acknowledge everything up to `up_to_seq` (never beyond what exists); the watermark."""
+    moved = await ack_store.advance(svc.db, [ack_store.Ack(agent.id, up_to_seq, utcnow())])
+    if agent.id in moved:
+        return moved[agent.id]
+    async with svc.db.read() as conn:
+        return await ack_store.watermark(conn, agent.id)
+
+
+async def ack_ids(svc: Services, agent: AgentRef, ids: list[str]) -> int:
+    """Acknowledge single messages; the watermark moves over them once no gap is left."""
     now = utcnow()
     async with svc.db.write() as conn:
         mine = (
@@ -67,58 +88,33 @@ async def ack(svc: Services, agent: AgentRef, body: schemas.AckRequest) -> schem
         ).scalar_one()
         if mine != len(ids):
             raise NotFound("some of those message ids are not messages to you", code="not_found")
+        current = await ack_store.lock_watermark(conn, agent.id)
+        # Messages at or below the watermark were delivered already: their time stands.
         await conn.execute(
             update(messages)
             .where(
                 messages.c.to_agent_id == agent.id,
                 messages.c.id.in_(ids),
+                messages.c.seq > current,
                 messages.c.acked_at.is_(None),
             )
             .values(acked_at=now)
         )
-        row = (
-            await conn.execute(
-                select(agents.c.ack_seq, agents.c.last_seq).where(agents.c.id == agent.id)
-            )
-        ).one()
+        # The counter first, then the gaps: a message committed in between is above
+        # this counter, so the watermark can never pass a message nobody acknowledged.
+        last_seq = (
+            await conn.execute(select(agents.c.last_seq).where(agents.c.id == agent.id))
+        ).scalar_one()
         first_open = (
             await conn.execute(
                 select(func.min(messages.c.seq)).where(
                     messages.c.to_agent_id == agent.id,
-                    messages.c.seq > row.ack_seq,
+                    messages.c.seq > current,
                     messages.c.acked_at.is_(None),
                 )
             )
         ).scalar_one()
-        watermark = row.last_seq if first_open is None else first_open - 1
-        if watermark > row.ack_seq:
-            await conn.execute(
-                update(agents).where(agents.c.id == agent.id).values(ack_seq=watermark)
-            )
-    return schemas.AckResponse(acknowledged_up_to_seq=max(watermark, row.ack_seq))
-
-
-async def ack_up_to(svc: Services, agent: AgentRef, up_to_seq: int) -> int:
-    """Acknowledge everything up to `up_to_seq` (never beyond what exists); the new watermark."""
-    now = utcnow()
-    async with svc.db.write() as conn:
-        row = (
-            await conn.execute(
-                select(agents.c.ack_seq, agents.c.last_seq).where(agents.c.id == agent.id)
-            )
-        ).one()
-        target = min(up_to_seq, row.last_seq)
-        if target <= row.ack_seq:
-            return row.ack_seq
-        await conn.execute(
-            update(messages)
-            .where(
-                messages.c.to_agent_id == agent.id,
-                messages.c.seq > row.ack_seq,
-                messages.c.seq <= target,
-                messages.c.acked_at.is_(None),
-            )
-            .values(acked_at=now)
-        )
-        await conn.execute(update(agents).where(agents.c.id == agent.id).values(ack_seq=target))
-    return target
+        watermark = last_seq if first_open is None else min(last_seq, first_open - 1)
+        if watermark > current:
+            await ack_store.set_watermark(conn, agent.id, watermark)
+    return max(watermark, current)

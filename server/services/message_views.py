@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, or_, select
@@ -11,12 +12,25 @@ from sqlalchemy import Row, or_, select
 from .. import schemas
 from ..clock import as_utc
 from ..errors import NotFound
-from ..models import messages, sessions
+from ..models import ack_watermark_moves, messages, sessions
 from . import agents as agent_service
 from .context import AgentRef, Services
 
 MAX_PAGE = 500
 
+# When the recipient's watermark first reached the message: the first move at or past
+# its seq (moves only go up, in seq and in time). One step down the moves' primary key.
+_WATERMARK_REACHED = (
+    select(ack_watermark_moves.c.acked_at)
+    .where(
+        ack_watermark_moves.c.agent_id == messages.c.to_agent_id,
+        ack_watermark_moves.c.up_to_seq >= messages.c.seq,
+    )
+    .order_by(ack_watermark_moves.c.up_to_seq)
+    .limit(1)
+    .scalar_subquery()
+    .label("watermark_reached_at")
+)
 
 _MESSAGE_COLUMNS = (
     messages.c.id,
@@ -30,6 +44,7 @@ _MESSAGE_COLUMNS = (
     messages.c.encrypted,
     messages.c.encryption,
     messages.c.acked_at,
+    _WATERMARK_REACHED,
     sessions.c.subject_encrypted,
     sessions.c.agent_low_id,
     sessions.c.agent_high_id,
@@ -63,11 +78,17 @@ async def to_messages(svc: Services, rows: Sequence[Row[Any]]) -> list[schemas.M
                 correlation_id=r.correlation_id,
                 encrypted=r.encrypted,
                 encryption=json.loads(r.encryption) if r.encryption else None,
-                # The recipient's acknowledgement is the delivery receipt.
-                delivered_at=as_utc(r.acked_at) if r.acked_at is not None else None,
+                delivered_at=delivered_at(r.acked_at, r.watermark_reached_at),
             )
         )
     return result
+
+
+def delivered_at(by_id: datetime | None, by_watermark: datetime | None) -> datetime | None:
+    """The recipient's first acknowledgement is the delivery receipt: by id (the row's
+    own acked_at) or by the watermark passing it, whichever came first."""
+    times = [as_utc(t) for t in (by_id, by_watermark) if t is not None]
+    return min(times) if times else None
 
 
 async def get_message(svc: Services, agent: AgentRef, message_id: str) -> schemas.Message:
