@@ -220,8 +220,11 @@ def clean_line(text: str, limit: int) -> str:
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    kept = "".join(_one_line_char(c) for c in text)
-    line = _LONE_JOINER.sub("", defang_markers(" ".join(kept.split())))
+    # Lone joiners go before whitespace is collapsed (a joiner between two blanks would
+    # leave a double one) and again after defanging, which can make a bracket ASCII.
+    kept = _LONE_JOINER.sub("", "".join(_one_line_char(c) for c in text))
+    line = defang_markers(" ".join(kept.split()))
+    line = " ".join(_LONE_JOINER.sub("", line).split())
     if len(line) > limit:
         return line[: limit - 1].rstrip() + ELLIPSIS
     return line
