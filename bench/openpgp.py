@@ -28,11 +28,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile
+from bench.common import percentile, timed_runs
 from mailbox_mcp import crypto
 from mailbox_mcp.crypto import PrivateKey
 
@@ -53,18 +52,6 @@ def _message(size: int = 2048) -> str:
 MESSAGE = _message()
 
 
-def _time(operation: Callable[[], object], runs: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and CPU milliseconds of each run, after one warm-up run."""
-    operation()
-    wall, cpu = [], []
-    for _ in range(runs):
-        w, c = time.perf_counter(), time.process_time()
-        operation()
-        cpu.append((time.process_time() - c) * 1000)
-        wall.append((time.perf_counter() - w) * 1000)
-    return wall, cpu
-
-
 def _line(label: str, wall: list[float], cpu: list[float]) -> str:
     return (
         f"  {label:<34} median {statistics.median(wall):7.2f} ms"
@@ -81,12 +68,15 @@ def bench_keys(label: str, rsa_bits: int | None, runs: int) -> None:
     assert crypto.decrypt_and_verify(sealed, bob, from_alice)[1].status == "valid"
     print(f"{label} ({alice.algorithm}), {len(MESSAGE.encode())} bytes of UTF-8:")
     print(
-        _line("encrypt+sign", *_time(lambda: crypto.encrypt_and_sign(MESSAGE, to_bob, alice), runs))
+        _line(
+            "encrypt+sign",
+            *timed_runs(lambda: crypto.encrypt_and_sign(MESSAGE, to_bob, alice), runs),
+        )
     )
     print(
         _line(
             "decrypt+verify",
-            *_time(lambda: crypto.decrypt_and_verify(sealed, bob, from_alice), runs),
+            *timed_runs(lambda: crypto.decrypt_and_verify(sealed, bob, from_alice), runs),
         )
     )
     if rsa_bits is None:
@@ -112,8 +102,8 @@ def _bench_pgpy_defaults(alice: PrivateKey, bob: PrivateKey, runs: int) -> None:
         clear = bob.key.decrypt(pgpy.PGPMessage.from_blob(armored))
         assert sender.verify(clear)
 
-    print(_line("for comparison, pgpy defaults: seal", *_time(seal, runs)))
-    print(_line("for comparison, pgpy defaults: open", *_time(open_, runs)))
+    print(_line("for comparison, pgpy defaults: seal", *timed_runs(seal, runs)))
+    print(_line("for comparison, pgpy defaults: open", *timed_runs(open_, runs)))
 
 
 # --- the bridge path -------------------------------------------------------------------

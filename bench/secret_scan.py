@@ -22,11 +22,10 @@ import argparse
 import hashlib
 import random
 import string
-import time
 import uuid
 from collections.abc import Callable
 
-from bench.common import percentile
+from bench.common import percentile, timed_runs
 from mailbox_mcp.safety.secret_scan import SecretScanner
 
 SIZE = 2048
@@ -78,18 +77,6 @@ def texts() -> dict[str, str]:
     }
 
 
-def _time(operation: Callable[[], object], runs: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and CPU milliseconds of each run, after one warm-up run."""
-    operation()
-    wall, cpu = [], []
-    for _ in range(runs):
-        w, c = time.perf_counter(), time.process_time()
-        operation()
-        cpu.append((time.process_time() - c) * 1000)
-        wall.append((time.perf_counter() - w) * 1000)
-    return wall, cpu
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,7 +90,7 @@ def main() -> None:
         }
     )
     for label, text in texts().items():
-        wall, cpu = _time(lambda text=text: scanner.find(text), args.runs)
+        wall, cpu = timed_runs(lambda text=text: scanner.find(text), args.runs)
         # CPU time too: on a busy machine a wall-clock p99 is mostly the scheduler's tick.
         print(
             f"  {label:<30} {len(text.encode()):5d} B  p50 {percentile(wall, 50):6.3f} ms"

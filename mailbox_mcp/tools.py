@@ -409,13 +409,8 @@ def register_owner_tools(mcp: MCPServer[Any], bridge: Bridge) -> None:
 def _check_outgoing(bridge: Bridge, peer: str, *texts: str | None) -> None:
     """The secret scan of the owner's outgoing text too; a hit is audited, nothing is sent."""
     try:
-        bridge.safety.check_outgoing(*texts)
+        bridge.safety.check_outgoing(*texts, peer=peer)
     except BridgeError as exc:  # SecretFound, or a damaged state dir (ConfigError)
-        kinds = getattr(exc, "kinds", None)
-        if kinds is not None:
-            bridge.safety.audit.record(
-                "blocked", peer=peer, text="\n".join(t for t in texts if t), kinds=", ".join(kinds)
-            )
         raise ToolError(str(exc)) from None
 
 

@@ -92,13 +92,23 @@ class Safety:
             token, key=self.handle_key, agent_id=agent_id, epoch_of=self.ledger.epoch
         )
 
-    def check_outgoing(self, *texts: str | None) -> None:
-        """Raises SecretFound when any of `texts` holds a secret (before any encryption)."""
+    def check_outgoing(
+        self, *texts: str | None, peer: str | None = None, session_id: str | None = None
+    ) -> None:
+        """Raises SecretFound when any of `texts` holds a secret (before any encryption);
+        the refusal is an audit event (`blocked`) naming the kinds, never the texts."""
         kinds: list[str] = []
         for text in texts:
             if text:
                 kinds.extend(k for k in self.scanner.find(text) if k not in kinds)
         if kinds:
+            self.audit.record(
+                "blocked",
+                peer=peer,
+                text="\n".join(t for t in texts if t),
+                session_id=session_id,
+                kinds=", ".join(kinds),
+            )
             raise SecretFound(kinds)
 
     def close(self) -> None:

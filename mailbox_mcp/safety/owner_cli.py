@@ -256,7 +256,7 @@ async def _send_held(
     settings: BridgeSettings, safety: Safety, item: review.HeldItem
 ) -> dict[str, Any]:
     # Checked when held, and again now: the scanner may know more kinds since.
-    safety.check_outgoing(item.content)
+    safety.check_outgoing(item.content, peer=item.peer, session_id=item.session_id)
     key = settings.resolved_api_key()
     if not key:
         raise BridgeError("no API key: run `mailbox-mcp register NAME` or set MAILBOX_API_KEY")

@@ -56,14 +56,7 @@ async def reply(bridge: Bridge, reply_token: str, content: str, encrypt: bool) -
         safety.audit.record("handle_refused", reason=exc.reason, text=content)
         raise ReplyRefused(f"{exc} Nothing was sent.") from None
     peer, session_id = handle.peer, handle.session_id
-    try:
-        safety.check_outgoing(content)
-    except BridgeError as exc:
-        kinds = getattr(exc, "kinds", [])
-        safety.audit.record(
-            "blocked", peer=peer, text=content, session_id=session_id, kinds=", ".join(kinds)
-        )
-        raise
+    safety.check_outgoing(content, peer=peer, session_id=session_id)
     if bridge.settings.require_encryption and not encrypt:
         raise ReplyRefused(
             "MAILBOX_REQUIRE_ENCRYPTION is on: nothing is sent in plaintext. "
