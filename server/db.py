@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,12 @@ class Database:
         self._hot_pool = None if self.is_sqlite else HotPool(libpq_url, HOT_POOL_SIZE)
         self._sqlite_writer: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
+        # The checkpoint runs in a worker thread that outlives a cancelled await (shutdown):
+        # closing its connection while that thread uses it crashes the process, so
+        # both hold this lock, and a checkpoint started before `dispose` (an older
+        # generation) does nothing after it.
+        self._checkpoint_lock = threading.Lock()
+        self._generation = 0
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -122,15 +129,25 @@ class Database:
         the log is then reused from its start by a later commit.
         """
         if self.is_sqlite and self._sqlite_path is not None:
-            await asyncio.to_thread(self._checkpoint_now)
+            await asyncio.to_thread(self._checkpoint_now, self._generation)
 
-    def _checkpoint_now(self) -> None:
-        if self._checkpointer is None:
-            self._checkpointer = sqlite3.connect(
-                self._sqlite_path, isolation_level=None, check_same_thread=False
-            )
-            _sqlite_pragmas(self._checkpointer, None)
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    def _checkpoint_now(self, generation: int) -> None:
+        with self._checkpoint_lock:
+            if generation != self._generation:
+                return
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(
+                    self._sqlite_path, isolation_level=None, check_same_thread=False
+                )
+                _sqlite_pragmas(self._checkpointer, None)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _close_checkpointer(self) -> None:
+        with self._checkpoint_lock:
+            self._generation += 1
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
 
     async def dispose(self) -> None:
         if self._hot_pool is not None:
@@ -140,9 +157,9 @@ class Database:
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
             self._sqlite_writer = None
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-            self._checkpointer = None
+        if self.is_sqlite:
+            # Waits (off the event loop) for a checkpoint still running in its thread.
+            await asyncio.to_thread(self._close_checkpointer)
         await self.engine.dispose()
 
     # --- migrations -------------------------------------------------------
