@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
@@ -14,9 +15,11 @@ from .api import agents, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
 from .api.fast_send import FastSend
 from .api.openapi import install_openapi
-from .db import Database
+from .cluster import Cluster
+from .db import Database, libpq_url
 from .errors import ConfigurationError
 from .security import Cipher, load_or_create_sqlite_key
+from .services.cluster_events import ClusterEvents
 from .services.context import Services
 from .services.delivery import Hub
 from .services.messages import SendGate, purge_expired_idempotency_keys
@@ -61,6 +64,11 @@ async def prepare_schema(database: Database) -> None:
         )
 
 
+def app_from_environment() -> ASGIApp:
+    """The app of one uvicorn worker process, with the settings of the environment."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings) -> ASGIApp:
     """The ASGI application: the FastAPI app, with the body limit and the send fast
     path in front of it (outside FastAPI's own middleware, which costs per request)."""
@@ -80,12 +88,13 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
             if single_process is not None:
                 single_process.acquire()
             await prepare_schema(database)
+            services: Services = app.state.services
+            await _join_cluster(services)
         except BaseException:
             await database.dispose()
             if single_process is not None:
                 single_process.release()
             raise
-        services: Services = app.state.services
         janitor = asyncio.create_task(_janitor(services))
         ack_timer = services.acks.start()
         checkpoints = asyncio.create_task(_checkpoints(database)) if database.is_sqlite else None
@@ -101,6 +110,9 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
                 await ack_timer
             # Acks still in memory are written before the database goes.
             await services.acks.close()
+            if services.cluster is not None:
+                await services.cluster.close()
+            await services.hub.catch_up.close()
             await database.dispose()
             if single_process is not None:
                 single_process.release()
@@ -120,6 +132,20 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
     for module in (health, agents, connections, messages, directory, ws):
         app.include_router(module.router)
     return app
+
+
+async def _join_cluster(services: Services) -> None:
+    """On PostgreSQL, listen to the other server processes before serving (contract §10)."""
+    if services.db.is_sqlite:
+        return
+    channel = Cluster(libpq_url(services.settings.database_url))
+    events = ClusterEvents(services)
+    events.attach(channel)
+    try:
+        await channel.start()
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise ConfigurationError(f"cannot listen on the database: {exc}") from None
+    services.cluster = channel
 
 
 async def _checkpoints(database: Database) -> None:

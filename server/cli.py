@@ -21,17 +21,30 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["MAILBOX_HOST"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["MAILBOX_PORT"] = args.port
+    if getattr(args, "workers", None) is not None:
+        overrides["MAILBOX_WORKERS"] = args.workers
     return Settings(**overrides)
 
 
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    app = create_app(settings)
+    if settings.workers > 1 and settings.is_sqlite:
+        raise ConfigurationError(
+            "--workers needs PostgreSQL: SQLite serves one process "
+            "(DATABASE_URL=postgresql+asyncpg://…)"
+        )
+    # Several workers are separate processes that each build the app from the same
+    # environment (contract §10 ties them together through PostgreSQL).
+    target: object = (
+        create_app(settings) if settings.workers == 1 else "server.app:app_from_environment"
+    )
     # Check the schema before uvicorn starts, so a refusal is one clear line.
     asyncio.run(_check_schema(settings))
     uvicorn.run(
-        app,
+        target,  # type: ignore[arg-type]
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -104,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in (parser, run):
         p.add_argument("--host", help="address to bind (default 127.0.0.1, MAILBOX_HOST)")
         p.add_argument("--port", type=int, help="port (default 8000, MAILBOX_PORT)")
+        p.add_argument(
+            "--workers",
+            type=int,
+            help="server processes on this port (default 1, MAILBOX_WORKERS; PostgreSQL only)",
+        )
     commands.add_parser("migrate", help="bring the database schema up to date")
     check = commands.add_parser(
         "health", help="exit 0 if the server and its database are up (for health checks)"

@@ -46,6 +46,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def libpq_url(database_url: str) -> str:
+    """The URL as asyncpg itself takes it (without SQLAlchemy's driver name)."""
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.is_sqlite = settings.is_sqlite
@@ -64,8 +69,9 @@ class Database:
             )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sqlite_path = settings.sqlite_path
-        libpq_url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        self._hot_pool = None if self.is_sqlite else HotPool(libpq_url, HOT_POOL_SIZE)
+        self._hot_pool = (
+            None if self.is_sqlite else HotPool(libpq_url(settings.database_url), HOT_POOL_SIZE)
+        )
         self._sqlite_writer: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
         # The checkpoint runs in a worker thread that outlives a cancelled await (shutdown):

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", alias="MAILBOX_HOST")
     port: int = Field(default=8000, ge=0, le=65535, alias="MAILBOX_PORT")
+    # Server processes sharing the port (uvicorn workers); more than one needs PostgreSQL.
+    workers: int = Field(default=1, ge=1, le=64, alias="MAILBOX_WORKERS")
 
     # Limits. Every one is configurable; the defaults suit a team of agents.
     max_message_bytes: int = Field(default=64 * 1024, ge=1, alias="MAILBOX_MAX_MESSAGE_BYTES")

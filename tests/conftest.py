@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import close_clients
 from tests.servers import (
+    ServersBehindProxy,
     ServerThread,
     database_like,
     migrate,
@@ -19,7 +20,21 @@ from tests.servers import (
     sqlite_url,
 )
 
-BACKENDS = ["sqlite", "postgresql"]
+# "postgresql-2" runs the same tests against two server processes on one PostgreSQL
+# behind a round-robin proxy, each client on its own connection (contract §10).
+BACKENDS = ["sqlite", "postgresql", "postgresql-2"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that reach into the server's own process, or that a deployment's proxy
+    answers itself, run directly only: skipped with their reason behind the proxy."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        behind_proxy = callspec is not None and callspec.params.get("database_url") == (
+            "postgresql-2"
+        )
+        if behind_proxy and item.get_closest_marker("direct_only") is not None:
+            item.add_marker(pytest.mark.skip(reason="direct_only: not behind the test proxy"))
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +69,22 @@ def database_url(
     request.getfixturevalue("postgres_available")
     with postgres_database() as url:
         migrate(url)
+        if request.param == "postgresql-2":
+            BEHIND_PROXY.add(url)
         yield url
 
 
+BEHIND_PROXY: set[str] = set()
+
+
 @pytest.fixture(scope="session")
-def server(database_url: str) -> Iterator[ServerThread]:
-    with ServerThread(server_settings(database_url)) as running:
+def server(database_url: str) -> Iterator[ServerThread | ServersBehindProxy]:
+    topology = (
+        ServersBehindProxy(server_settings(database_url))
+        if database_url in BEHIND_PROXY
+        else ServerThread(server_settings(database_url))
+    )
+    with topology as running:
         yield running
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.db import Database
 from server.settings import Settings
+from tests.proxy import RoundRobinProxy
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MAILBOX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -186,7 +188,12 @@ class ServerProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        process = subprocess.Popen([sys.executable, "-m", "server"], env=server_env(self.settings))
+        # Its own process group: a kill reaches uvicorn's worker processes too.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server"],
+            env=server_env(self.settings),
+            start_new_session=True,
+        )
         self._process = process
         deadline = time.monotonic() + timeout
         while True:
@@ -204,7 +211,8 @@ class ServerProcess:
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash or a power cut of the process."""
         if self._process is not None:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(10)
             self._process = None
 
@@ -220,3 +228,51 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+class ServersBehindProxy:
+    """Several `python -m server` processes on one PostgreSQL behind a round-robin
+    proxy (`tests/proxy.py`): the deployment of `deploy/`, as plain processes.
+    Quacks like `ServerThread` for the tests that take the `server` fixture."""
+
+    def __init__(self, settings: Settings, count: int = 2) -> None:
+        self.settings = settings
+        self.processes = [
+            ServerProcess(settings if i == 0 else settings.model_copy(update={"port": free_port()}))
+            for i in range(count)
+        ]
+        self.proxy: RoundRobinProxy | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.proxy is not None
+        return self.proxy.url
+
+    @property
+    def ws_url(self) -> str:
+        assert self.proxy is not None
+        return self.proxy.ws_url
+
+    def start(self) -> ServersBehindProxy:
+        try:
+            for process in self.processes:
+                process.start()
+            self.proxy = RoundRobinProxy(
+                [("127.0.0.1", p.settings.port) for p in self.processes]
+            ).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+        for process in self.processes:
+            process.kill()
+
+    def __enter__(self) -> ServersBehindProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -22,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from ..errors import Unauthorized
 from ..schemas import MAX_SEQ
 from ..services import agents as agent_service
-from ..services import frames
+from ..services import cluster_events, frames
 from ..services import inbox as inbox_service
 from ..services.context import AgentRef, Services
 from ..services.delivery import CLOSE_REPLACED, Subscriber
@@ -83,6 +83,7 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, since: in
     # Subscribe before reading the backlog: a message committed in between is
     # then in the backlog, in the queue, or both (the writer skips repeats).
     subscriber = svc.hub.subscribe(agent.id)
+    cluster_events.announce_socket(svc, subscriber)
     # Two tasks per connection, to keep idle sockets cheap: this one reads, the
     # writer sends the backlog and then whatever the hub queues.
     writer = asyncio.create_task(_write(websocket, svc, agent, subscriber, since))
@@ -116,7 +117,10 @@ async def _write(
     websocket: WebSocket, svc: Services, agent: AgentRef, subscriber: Subscriber, since: int | None
 ) -> None:
     try:
-        await _send_backlog(websocket, svc, agent, subscriber, since)
+        try:
+            await _send_backlog(websocket, svc, agent, subscriber, since)
+        finally:
+            subscriber.backlog_sent.set()
         while True:
             item = await subscriber.next()
             if item is None:

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import schemas
+from .. import cluster, schemas
 from ..clock import as_utc, utcnow
 from ..errors import Conflict, NotFound, RateLimited, Unauthorized
 from ..models import agents
@@ -53,6 +53,7 @@ async def authenticate(svc: Services, api_key: str | None) -> AgentRef:
         return cached
     if not looks_like_api_key(api_key):
         raise Unauthorized("that is not a valid Agent Mailbox API key")
+    generation = svc.agents_by_key_hash.generation
     async with svc.db.read() as conn:
         row = (
             await conn.execute(
@@ -62,7 +63,7 @@ async def authenticate(svc: Services, api_key: str | None) -> AgentRef:
     if row is None:
         raise Unauthorized("unknown or revoked API key")
     agent = AgentRef(row.id, row.name)
-    svc.agents_by_key_hash.put(key_hash, agent)
+    svc.agents_by_key_hash.fill(key_hash, agent, generation)
     svc.remember_agent(agent)
     return agent
 
@@ -89,6 +90,7 @@ async def rotate_key(svc: Services, agent: AgentRef) -> schemas.RotateKeyRespons
         await conn.execute(
             update(agents).where(agents.c.id == agent.id).values(api_key_hash=hash_api_key(api_key))
         )
+        await cluster.announce(conn, cluster.KEY_CHANGED, agent.id, old_hash)
     # The old key stops working at once: forget it before answering.
     svc.agents_by_key_hash.pop(old_hash)
     return schemas.RotateKeyResponse(api_key=api_key)

@@ -16,13 +16,13 @@ from sqlalchemy import Row, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import schemas
+from .. import cluster, schemas
 from ..clock import as_utc, utcnow
 from ..errors import Conflict, Gone, InvalidInput, NotFound, RateLimited
 from ..models import agents, connection_requests, connections
 from ..security import hash_code
 from . import agents as agent_service
-from . import frames
+from . import cluster_events, frames
 from .code_scrub import scrub_codes
 from .context import AgentRef, Services, pair
 
@@ -46,6 +46,7 @@ async def are_connected(svc: Services, a: str, b: str) -> bool:
     cached = svc.connected_pairs.get(key)
     if cached is not None:
         return cached
+    generation = svc.connected_pairs.generation
     async with svc.db.read() as conn:
         found = (
             await conn.execute(
@@ -54,7 +55,7 @@ async def are_connected(svc: Services, a: str, b: str) -> bool:
                 )
             )
         ).first() is not None
-    svc.connected_pairs.put(key, found)
+    svc.connected_pairs.fill(key, found, generation)
     return found
 
 
@@ -112,7 +113,8 @@ async def request(
                 expires_at=expires_at,
             )
         )
-    svc.hub.push_event(
+    cluster_events.push_event(
+        svc,
         target.id,
         frames.connection_request(
             schemas.IncomingRequest(
@@ -217,14 +219,19 @@ async def approve(
                     id=str(uuid.uuid4()), agent_low_id=low, agent_high_id=high, created_at=now
                 )
             )
+            await cluster.announce(conn, cluster.PAIR_CHANGED, low, high)
     except IntegrityError:
         # Both sides approved each other's requests at the same moment.
         raise Conflict("you are already connected", code="already_connected") from None
     svc.connected_pairs.put((low, high), True)
     requester_name = (await agent_service.names_by_id(svc, {row.requester_id}))[row.requester_id]
     stamp = now.isoformat()
-    svc.hub.push_event(row.requester_id, frames.connection_approved(target.name, stamp, row.id))
-    svc.hub.push_event(target.id, frames.connection_approved(requester_name, stamp, row.id))
+    cluster_events.push_event(
+        svc, row.requester_id, frames.connection_approved(target.name, stamp, row.id)
+    )
+    cluster_events.push_event(
+        svc, target.id, frames.connection_approved(requester_name, stamp, row.id)
+    )
     return schemas.ApproveResponse(peer_agent_name=requester_name, connected_at=now)
 
 
@@ -361,7 +368,8 @@ async def revoke(svc: Services, agent: AgentRef, peer_name: str) -> schemas.Revo
         )
         if deleted.rowcount == 0:
             raise not_connected
+        await cluster.announce(conn, cluster.PAIR_CHANGED, low, high)
     svc.connected_pairs.put((low, high), False)
-    svc.hub.push_event(peer.id, frames.connection_revoked(agent.name))
-    svc.hub.push_event(agent.id, frames.connection_revoked(peer.name))
+    cluster_events.push_event(svc, peer.id, frames.connection_revoked(agent.name))
+    cluster_events.push_event(svc, agent.id, frames.connection_revoked(peer.name))
     return schemas.RevokeResponse(peer_agent_name=peer.name)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
+from .. import cluster as cluster_channel
 from ..cache import LRU
 from ..db import Database
 from ..ratelimit import ReservingWindow, TokenBucket, WindowCounter
@@ -42,6 +47,9 @@ class Services:
     pair_messages: ReservingWindow[tuple[str, str]] | None = field(init=False)
     # WebSocket acks not yet written (see ack_buffer.py).
     acks: AckBuffer = field(init=False)
+    # The other server processes on the same PostgreSQL (None on SQLite: one process).
+    cluster: cluster_channel.Cluster | None = None
+    _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -57,6 +65,23 @@ class Services:
             await ack_store.advance(db, acks)
 
         self.acks = AckBuffer(write_acks, s.ack_flush_seconds)
+        from .catch_up import CatchUp  # (it reads through the services that hold the hub)
+
+        self.hub.catch_up = CatchUp(self)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run in the background, the task kept until it ends (asyncio keeps none)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def notify(self, payload: str) -> None:
+        """Tell the other processes something that needs no transaction of its own."""
+        try:
+            async with self.db.hot_connection() as raw:
+                await raw.execute(cluster_channel.NOTIFY_RAW, payload)
+        except Exception:
+            logging.getLogger(__name__).warning("could not notify the other processes")
 
     def remember_agent(self, agent: AgentRef) -> None:
         self.agents_by_name.put(agent.name, agent)

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .catch_up import CatchUp
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +37,30 @@ class Subscriber:
         "_pending",
         "_waiter",
         "agent_id",
+        "announced",
+        "backlog_sent",
+        "catching_up",
         "close_code",
         "closed",
+        "last_queued_seq",
         "last_sent_seq",
         "limit",
+        "socket_id",
     )
 
     def __init__(self, agent_id: str, limit: int) -> None:
         self.agent_id = agent_id
         self.limit = limit
         self.last_sent_seq = 0
+        self.last_queued_seq = 0
         self.close_code: int | None = None
         self.closed = False
+        # Across processes (server/services/cluster_events.py): this socket's name in
+        # events, and whether its announcement is committed (so a later one is newer).
+        self.socket_id = secrets.token_hex(6)
+        self.announced = False
+        self.backlog_sent = asyncio.Event()
+        self.catching_up = False
         self._pending: deque[tuple[int | None, str]] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
@@ -55,7 +72,18 @@ class Subscriber:
             self.close(CLOSE_OVERFLOW)
             return
         self._pending.append((seq, frame))
+        if seq is not None and seq > self.last_queued_seq:
+            self.last_queued_seq = seq
         self._wake()
+
+    @property
+    def newest_seq(self) -> int:
+        """The newest message this socket has sent or has queued."""
+        return max(self.last_sent_seq, self.last_queued_seq)
+
+    def takes_directly(self, seq: int) -> bool:
+        """Is a pushed message the very next one, with nothing it could overtake?"""
+        return self.backlog_sent.is_set() and not self.catching_up and seq == self.newest_seq + 1
 
     async def next(self) -> tuple[int | None, str] | None:
         """The next frame to send, or None once closed."""
@@ -77,6 +105,7 @@ class Subscriber:
         self.close_code = code
         self.closed = True
         self._pending.clear()
+        self.backlog_sent.set()  # nobody waits for a backlog that will never come
         self._wake()
 
     def _wake(self) -> None:
@@ -88,6 +117,7 @@ class Hub:
     def __init__(self, queue_size: int) -> None:
         self.queue_size = queue_size
         self._subscribers: dict[str, Subscriber] = {}
+        self.catch_up: CatchUp  # set by Services, which it reads through
 
     def subscribe(self, agent_id: str) -> Subscriber:
         """Register a new subscriber; an older one of the same agent is replaced (4000)."""
@@ -103,14 +133,36 @@ class Hub:
             del self._subscribers[subscriber.agent_id]
 
     def push_message(self, agent_id: str, seq: int, frame: str) -> None:
+        """A message this process just committed."""
         subscriber = self._subscribers.get(agent_id)
-        if subscriber is not None:
+        if subscriber is None:
+            return
+        if subscriber.takes_directly(seq):
             subscriber.offer(seq, frame)
+        else:
+            self.catch_up.request(subscriber, seq)
+
+    def committed_elsewhere(self, agent_id: str, seq: int) -> None:
+        """A message another process committed (or, after a lost listener, maybe did)."""
+        subscriber = self._subscribers.get(agent_id)
+        if subscriber is not None and seq > subscriber.newest_seq:
+            self.catch_up.request(subscriber, seq)
 
     def push_event(self, agent_id: str, frame: str) -> None:
         subscriber = self._subscribers.get(agent_id)
         if subscriber is not None:
             subscriber.offer(None, frame)
+
+    def subscriber(self, agent_id: str) -> Subscriber | None:
+        return self._subscribers.get(agent_id)
+
+    def subscribers(self) -> list[Subscriber]:
+        return list(self._subscribers.values())
+
+    def close_agent(self, agent_id: str, code: int) -> None:
+        subscriber = self._subscribers.get(agent_id)
+        if subscriber is not None:
+            subscriber.close(code)
 
     def close_all(self) -> None:
         for subscriber in list(self._subscribers.values()):

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from mailbox_mcp.armor import ArmorError, unarmor
 from mailbox_mcp.openpgp_packets import KeyShapeError, check_public_key
 
-from .. import schemas
+from .. import cluster, schemas
 from ..errors import InvalidInput, NotFound
 from ..models import agents
 from .context import AgentRef, Services
@@ -63,6 +63,7 @@ async def register(
                 fingerprint=fingerprint,
             )
         )
+        await cluster.announce(conn, cluster.OPENPGP_CHANGED, agent.id)
     svc.has_openpgp_key.put(agent.id, True)
     return await lookup(svc, agent.name)
 

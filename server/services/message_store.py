@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import asyncpg
 from sqlalchemy.exc import DataError, IntegrityError
 
+from .. import cluster
 from ..db import Database
 
 
@@ -67,7 +68,13 @@ def _postgres_statement(new_session: bool, idempotent: bool) -> str:
             " INSERT INTO idempotency_keys (sender_id, key, body_hash, message_id, created_at)"
             f" VALUES ($3, {key}, {body_hash}, $2, $9))"
         )
-    parts.append(" SELECT seq FROM message")
+    # The other server processes learn of it at commit, never before (contract §10).
+    notice = {(False, False): "$10", (True, False): "$13", (False, True): "$12"}.get(
+        (new_session, idempotent), "$15"
+    )
+    parts.append(
+        f" SELECT seq, pg_notify('{cluster.CHANNEL}', {notice}::text || seq::text) FROM message"
+    )
     return "".join(parts)
 
 
@@ -99,6 +106,7 @@ async def store(db: Database, row: NewMessage) -> int:
         args += [row.new_session_subject, row.session_low_id, row.session_high_id]
     if idempotent:
         args += [row.idempotency_key, row.body_hash]
+    args.append(cluster.encode(cluster.MESSAGE, row.recipient_id, ""))
     # The hottest statement goes straight to asyncpg (its prepared-statement cache),
     # skipping SQLAlchemy's per-checkout and per-execute work.
     async with db.hot_connection() as raw:

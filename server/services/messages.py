@@ -198,11 +198,12 @@ async def _has_openpgp_key(svc: Services, agent_id: str) -> bool:
     cached = svc.has_openpgp_key.get(agent_id)
     if cached is not None:
         return cached
+    generation = svc.has_openpgp_key.generation
     async with svc.db.read() as conn:
         key = (
             await conn.execute(select(agents.c.openpgp_public_key).where(agents.c.id == agent_id))
         ).scalar_one_or_none()
-    svc.has_openpgp_key.put(agent_id, key is not None)
+    svc.has_openpgp_key.fill(agent_id, key is not None, generation)
     return key is not None
 
 

@@ -263,7 +263,10 @@ def _generic_bodies(path: str) -> list[tuple[str, Any, int | None, str | None]]:
 def _body_cases() -> Iterator[Any]:
     for path, (base, fields) in ENDPOINTS.items():
         for case_id, body, status, code in _generic_bodies(path):
-            yield pytest.param(path, body, status, code, id=f"{path}:{case_id}")
+            # An early 413 resets the upload; through a proxy that reset can destroy the
+            # answer, so a deployment's proxy bounds bodies itself (deploy/nginx.conf).
+            marks = [pytest.mark.direct_only] if case_id == "over-request-limit" else []
+            yield pytest.param(path, body, status, code, id=f"{path}:{case_id}", marks=marks)
         if path not in ("/inbox/ack",):
             yield pytest.param(path, {}, 422, "validation_error", id=f"{path}:empty-object")
         for field, kind in fields.items():
@@ -537,6 +540,7 @@ def test_get_on_the_send_path_is_read_as_a_message_id_and_not_found(
 # --- never a half-written row -------------------------------------------------------------------
 
 
+@pytest.mark.direct_only  # it streams oversized bodies (see _body_cases)
 def test_refused_sends_leave_no_trace_and_the_next_good_send_is_seq_1(
     server: ServerThread,
 ) -> None:

@@ -85,6 +85,7 @@ def test_the_heaviest_key_within_the_limits_is_published_with_its_fingerprint(
     assert response.json()["fingerprint"] == key.fingerprint
 
 
+@pytest.mark.direct_only  # it replaces the parser inside the server's process
 def test_health_answers_while_a_published_key_is_being_parsed(
     server: ServerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

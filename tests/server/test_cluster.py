@@ -1,0 +1,225 @@
+"""Two server processes on one PostgreSQL (contract §10): what one does, the other knows.
+
+Each test runs two real `python -m server` processes on one migrated database and
+drives them with real clients: a change made through one is in effect on the other
+within the bound (1 s), a send on one reaches a socket on the other live, the
+newest socket of an agent wins wherever it is, and a process whose listener was cut
+catches up from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from server.cluster import LISTENER_NAME
+from tests.helpers import Agent, Socket, _open_clients, connect_agents, register
+from tests.servers import (
+    POSTGRES_ADMIN_URL,
+    ServerProcess,
+    migrate,
+    postgres_database,
+    server_env,
+    server_settings,
+    sqlite_url,
+)
+
+STALENESS_BOUND = 1.0  # contract §10
+
+
+@dataclass
+class Pair:
+    a: ServerProcess
+    b: ServerProcess
+    database: str
+
+
+@pytest.fixture
+def two(postgres_available: None) -> Iterator[Pair]:
+    with postgres_database() as url:
+        migrate(url)
+        first = server_settings(url)
+        # The same database, the same keys; its own port.
+        second = server_settings(url, MAILBOX_ENCRYPTION_KEY=first.encryption_key)
+        with ServerProcess(first) as a, ServerProcess(second) as b:
+            yield Pair(a, b, url.rsplit("/", 1)[1])
+
+
+def on(agent: Agent, server: ServerProcess) -> Agent:
+    """The same agent, talking to another process."""
+    http = httpx.Client(base_url=server.url, timeout=10)
+    _open_clients.append(http)
+    return replace(agent, http=http)
+
+
+def within(bound: float, check: Callable[[], bool]) -> float:
+    """Seconds until `check()` holds; fails past `bound` (polls, never sleeps blind)."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > bound:
+            pytest.fail(f"not in effect within {bound} s")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def close_code(socket: Socket) -> int | None:
+    with pytest.raises(ConnectionClosed):
+        while True:
+            socket.recv(timeout=8)
+    return socket.conn.close_code
+
+
+def test_a_connection_approved_on_one_process_lets_a_send_through_on_the_other(
+    two: Pair,
+) -> None:
+    a, b = register(two.a.url, "alice"), register(two.a.url, "bob")
+    refused = a.post("/messages/send", {"to": b.name, "content": "x", "subject": "s"})
+    assert refused.status_code == 403  # and "not connected" is now known on process A
+    connect_agents(on(a, two.b), on(b, two.b))
+
+    def sends() -> bool:
+        response = a.post("/messages/send", {"to": b.name, "content": "hi", "subject": "s"})
+        return response.status_code == 201
+
+    within(STALENESS_BOUND, sends)
+
+
+def test_a_revoke_on_one_process_stops_sends_on_the_other_within_the_bound(two: Pair) -> None:
+    a, b = register(two.a.url, "alice"), register(two.a.url, "bob")
+    connect_agents(a, b)
+    a.send(b, "known to be connected on A")
+    assert on(a, two.b).delete(f"/connections/{b.name}").status_code == 200
+
+    def refused() -> bool:
+        response = a.post("/messages/send", {"to": b.name, "content": "x", "subject": "s"})
+        return response.status_code == 403
+
+    within(STALENESS_BOUND, refused)
+
+
+def test_a_rotated_key_is_dead_on_every_process_and_its_sockets_closed(two: Pair) -> None:
+    agent = register(two.a.url)
+    old_on_b = on(agent, two.b)
+    assert old_on_b.get("/agents/me").status_code == 200  # the key is cached on B
+    with Socket(two.b.ws_url) as socket:
+        assert socket.auth(agent.api_key)["type"] == "auth_ok"
+        rotated = agent.post("/agents/me/rotate-key")
+        assert rotated.status_code == 200
+        within(STALENESS_BOUND, lambda: old_on_b.get("/agents/me").status_code == 401)
+        assert close_code(socket) == 4001
+    fresh = replace(old_on_b, api_key=rotated.json()["api_key"])
+    assert fresh.get("/agents/me").status_code == 200
+
+
+def test_a_send_on_one_process_reaches_a_socket_on_the_other_live_in_order(two: Pair) -> None:
+    a, b = register(two.a.url, "alice"), register(two.a.url, "bob")
+    connect_agents(a, b)
+    via_b = on(a, two.b)
+    with Socket(two.b.ws_url) as socket:
+        assert socket.auth(b.api_key)["type"] == "auth_ok"
+        sent = [(a if i % 2 else via_b).send(b, f"m{i}")["seq"] for i in range(40)]
+        seen = [socket.recv_type("message")["message"]["seq"] for _ in sent]
+    assert seen == sorted(sent) == list(range(1, 41))
+
+
+def test_the_newest_socket_of_an_agent_wins_across_processes(two: Pair) -> None:
+    a, b = register(two.a.url, "alice"), register(two.a.url, "bob")
+    connect_agents(a, b)
+    with Socket(two.a.ws_url) as older:
+        assert older.auth(b.api_key)["type"] == "auth_ok"
+        with Socket(two.b.ws_url) as newer:
+            assert newer.auth(b.api_key)["type"] == "auth_ok"
+            assert close_code(older) == 4000
+            sent = a.send(b, "to the newest")
+            assert newer.recv_type("message")["message"]["message_id"] == sent["message_id"]
+
+
+def test_a_process_whose_listener_was_cut_catches_up_from_the_database(two: Pair) -> None:
+    a, b = register(two.a.url, "alice"), register(two.a.url, "bob")
+    connect_agents(a, b)
+    with Socket(two.b.ws_url) as socket:
+        assert socket.auth(b.api_key)["type"] == "auth_ok"
+        # Cut every listener: notifications sent now reach nobody.
+        assert asyncio.run(_terminate_listeners(two.database)) >= 2
+        sent = [a.send(b, f"while cut {i}")["seq"] for i in range(5)]
+        seen = [socket.recv_type("message", timeout=10)["message"]["seq"] for _ in sent]
+    assert seen == sent
+
+
+async def _terminate_listeners(database: str) -> int:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        return len(
+            await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND application_name = $2",
+                database,
+                LISTENER_NAME,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def test_workers_share_one_port_and_deliver_across_each_other(postgres_available: None) -> None:
+    with postgres_database() as url:
+        migrate(url)
+        settings = server_settings(url, MAILBOX_WORKERS=2)
+        with ServerProcess(settings) as server:
+            a, b = register(server.url, "alice"), register(server.url, "bob")
+            connect_agents(a, b)
+            with Socket(server.ws_url) as socket:
+                assert socket.auth(b.api_key)["type"] == "auth_ok"
+                sent = []
+                for i in range(30):
+                    # A new connection per send: the kernel spreads them over the workers.
+                    with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                        response = fresh.post(
+                            "/messages/send",
+                            json={"to": b.name, "content": f"m{i}", "subject": "s"},
+                            headers=a.auth,
+                        )
+                    assert response.status_code == 201, response.text
+                    sent.append(response.json()["seq"])
+                seen = [socket.recv_type("message")["message"]["seq"] for _ in sent]
+            assert seen == sent
+            listeners = asyncio.run(_count_listeners(url.rsplit("/", 1)[1]))
+            assert listeners == 2, "each worker listens to the others"
+
+
+async def _count_listeners(database: str) -> int:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = $1 AND application_name = $2",
+                database,
+                LISTENER_NAME,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def test_workers_on_sqlite_are_refused_with_the_fix(tmp_path: Path) -> None:
+    settings = server_settings(sqlite_url(tmp_path), MAILBOX_WORKERS=2)
+    result = subprocess.run(
+        [sys.executable, "-m", "server"],
+        env=server_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--workers needs PostgreSQL" in result.stderr
