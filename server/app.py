@@ -14,8 +14,11 @@ from .api import agents, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
 from .api.fast_send import FastSend
 from .api.openapi import install_openapi
+from .cipher import Cipher, load_or_create_sqlite_key, parse_keys
 from .db import Database
-from .security import Cipher, load_or_create_sqlite_key
+from .errors import ConfigurationError
+from .key_registry import open_keys
+from .keyed_hash import KeyedHash
 from .services.context import Services
 from .services.delivery import Hub
 from .services.messages import SendGate, purge_expired_idempotency_keys
@@ -26,14 +29,18 @@ log = logging.getLogger(__name__)
 JANITOR_INTERVAL_SECONDS = 600
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
-
-class ConfigurationError(Exception):
-    """The server cannot start as configured; the message says what to change."""
+__all__ = [
+    "ConfigurationError",
+    "build_cipher",
+    "create_app",
+    "create_fastapi_app",
+    "prepare_database",
+]
 
 
 def build_cipher(settings: Settings) -> Cipher:
     if settings.encryption_key is not None and settings.encryption_key.get_secret_value().strip():
-        keys = [k for k in settings.encryption_key.get_secret_value().split(",") if k.strip()]
+        keys = parse_keys(settings.encryption_key.get_secret_value())
         try:
             return Cipher(keys)
         except ValueError as exc:
@@ -48,14 +55,18 @@ def build_cipher(settings: Settings) -> Cipher:
     return Cipher([load_or_create_sqlite_key(database_file)])
 
 
-async def prepare_schema(database: Database) -> None:
-    """SQLite is migrated in place; PostgreSQL must have been migrated by its operator."""
+async def prepare_database(database: Database, cipher: Cipher) -> KeyedHash:
+    """The schema up to date and the keys able to read the data, or a refusal.
+
+    SQLite is migrated in place; PostgreSQL must have been migrated by its operator.
+    Returns the keyed hash under the server secret kept in the database."""
     if database.is_sqlite:
-        await database.upgrade()
+        await database.upgrade(cipher)
     elif not await database.is_up_to_date():
         raise ConfigurationError(
             "the database schema is not up to date: run `mailbox-server migrate` first"
         )
+    return await open_keys(database, cipher)
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -72,12 +83,12 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services: Services = app.state.services
         try:
-            await prepare_schema(database)
+            services.hashes = await prepare_database(database, cipher)
         except BaseException:
             await database.dispose()
             raise
-        services: Services = app.state.services
         janitor = asyncio.create_task(_janitor(services))
         ack_timer = services.acks.start()
         checkpoints = asyncio.create_task(_checkpoints(database)) if database.is_sqlite else None

@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from .app import ConfigurationError, create_app, prepare_schema
+from .app import ConfigurationError, build_cipher, create_app, prepare_database
 from .db import Database
 from .settings import Settings
 
@@ -27,8 +27,8 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     app = create_app(settings)
-    # Check the schema before uvicorn starts, so a refusal is one clear line.
-    asyncio.run(_check_schema(settings))
+    # Check the schema and the keys before uvicorn starts, so a refusal is one clear line.
+    asyncio.run(_check_database(settings))
     uvicorn.run(
         app,
         host=settings.host,
@@ -52,10 +52,11 @@ def _logs_requests(level: str) -> bool:
     return not isinstance(number, int) or number <= logging.INFO
 
 
-async def _check_schema(settings: Settings) -> None:
+async def _check_database(settings: Settings) -> None:
+    cipher = build_cipher(settings)
     database = Database(settings)
     try:
-        await prepare_schema(database)
+        await prepare_database(database, cipher)
     except OSError as exc:
         raise ConfigurationError(f"cannot reach the database: {exc}") from None
     finally:
@@ -63,9 +64,11 @@ async def _check_schema(settings: Settings) -> None:
 
 
 async def migrate(settings: Settings) -> None:
+    # Migrations that convert stored data (0003) encrypt and hash with the keys.
+    cipher = build_cipher(settings)
     database = Database(settings)
     try:
-        await database.upgrade()
+        await database.upgrade(cipher)
     finally:
         await database.dispose()
 

@@ -20,7 +20,6 @@ from .. import schemas
 from ..clock import as_utc, utcnow
 from ..errors import Conflict, Gone, InvalidInput, NotFound, RateLimited
 from ..models import agents, connection_requests, connections
-from ..security import hash_code
 from . import agents as agent_service
 from . import frames
 from .code_scrub import scrub_codes
@@ -104,7 +103,7 @@ async def request(
                 id=request_id,
                 requester_id=requester.id,
                 target_id=target.id,
-                code_hash=hash_code(code),
+                code_hash=svc.hashes.connection_code(code),
                 code_encrypted=svc.cipher.encrypt(code),
                 message_encrypted=svc.cipher.encrypt_optional(note),
                 status="pending",
@@ -242,7 +241,7 @@ async def _settle_request(
             select(connection_requests)
             .where(
                 connection_requests.c.target_id == target.id,
-                connection_requests.c.code_hash == hash_code(code),
+                connection_requests.c.code_hash == svc.hashes.connection_code(code),
                 connection_requests.c.status == "pending",
             )
             .order_by(connection_requests.c.created_at.desc())

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..cache import LRU
+from ..cipher import Cipher
 from ..db import Database
+from ..keyed_hash import KeyedHash
 from ..ratelimit import ReservingWindow, TokenBucket, WindowCounter
-from ..security import Cipher
 from ..settings import Settings
 from . import ack_store
 from .ack_buffer import AckBuffer
@@ -42,6 +43,9 @@ class Services:
     pair_messages: ReservingWindow[tuple[str, str]] | None = field(init=False)
     # WebSocket acks not yet written (see ack_buffer.py).
     acks: AckBuffer = field(init=False)
+    # Keyed hashes under the server secret, which lives in the database: set at
+    # start, once the keys are known to read it (`app.prepare_database`).
+    hashes: KeyedHash = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
