@@ -136,6 +136,7 @@ async def _reencrypt_while_serving(url: str, env: dict[str, str], batch_size: in
 def run(backend: str, count: int, batch_size: int) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     print(f"backend {backend}: {count:,} messages, batch size {batch_size}", flush=True)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with database(backend) as url:
         with server_process(url, MAILBOX_ENCRYPTION_KEY=old) as (server_url, _process):
             names = asyncio.run(_setup_agents(server_url))
@@ -155,13 +156,20 @@ def run(backend: str, count: int, batch_size: int) -> None:
             asyncio.run(_reencrypt_while_serving(server_url, env, batch_size))
 
 
+def _run_and_report_load(backend: str, count: int, batch_size: int) -> None:
+    try:
+        run(backend, count, batch_size)
+    finally:
+        print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="postgresql")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args()
-    run(args.backend, args.messages, args.batch_size)
+    _run_and_report_load(args.backend, args.messages, args.batch_size)
 
 
 if __name__ == "__main__":

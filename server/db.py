@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .cipher import Cipher
 from .hot_pool import HotPool
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HOT_POOL_SIZE = 10
@@ -51,10 +55,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_private_file(path: Path) -> None:
     """Create the SQLite file 0600 before SQLite does (it would make it 0644 under the
     usual umask). SQLite gives its -wal and -shm files the database file's mode, so
-    they are private too. An existing file keeps the mode its owner gave it."""
+    they are private too. An existing file keeps the mode its owner gave it (a backup
+    group may be intended), with a warning when others may read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning(
+                "%s has mode %o: other users may read it (its content is encrypted, its "
+                "metadata is not); make it private with: chmod 600 %s*",
+                path,
+                mode,
+                path,
+            )
 
 
 class Database:
