@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.reencrypt --backend sqlite
     .venv/bin/python -m bench.reencrypt --backend postgresql            # /health p99 too
-    .venv/bin/python -m bench.reencrypt --backend postgresql --messages 20000 --batch-size 1000
+    .venv/bin/python -m bench.reencrypt --backend postgresql --nice 19     # reencrypt niced
 
 The database is made by a real server under the old key (two agents, a
 connection, one message, so every table has real rows), then the messages are
@@ -100,10 +100,17 @@ async def _health_poller(url: str, samples: list[float], stop: asyncio.Event) ->
             await asyncio.sleep(HEALTH_EVERY_SECONDS)
 
 
-async def _reencrypt(env: dict[str, str], batch_size: int) -> float:
+async def _reencrypt(env: dict[str, str], batch_size: int, niceness: int) -> float:
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "reencrypt", "--batch-size", str(batch_size), env=env
+        *(("nice", "-n", str(niceness)) if niceness else ()),
+        sys.executable,
+        "-m",
+        "server",
+        "reencrypt",
+        "--batch-size",
+        str(batch_size),
+        env=env,
     )
     code = await process.wait()
     elapsed = time.perf_counter() - started
@@ -112,7 +119,9 @@ async def _reencrypt(env: dict[str, str], batch_size: int) -> float:
     return elapsed
 
 
-async def _reencrypt_while_serving(url: str, env: dict[str, str], batch_size: int) -> None:
+async def _reencrypt_while_serving(
+    url: str, env: dict[str, str], batch_size: int, niceness: int
+) -> None:
     baseline: list[float] = []
     stop = asyncio.Event()
     poller = asyncio.create_task(_health_poller(url, baseline, stop))
@@ -122,7 +131,7 @@ async def _reencrypt_while_serving(url: str, env: dict[str, str], batch_size: in
     during: list[float] = []
     stop = asyncio.Event()
     poller = asyncio.create_task(_health_poller(url, during, stop))
-    elapsed = await _reencrypt(env, batch_size)
+    elapsed = await _reencrypt(env, batch_size, niceness)
     stop.set()
     await poller
     print(f"reencrypt: {elapsed:.1f} s (with the server up)")
@@ -133,9 +142,12 @@ async def _reencrypt_while_serving(url: str, env: dict[str, str], batch_size: in
         )
 
 
-def run(backend: str, count: int, batch_size: int) -> None:
+def run(backend: str, count: int, batch_size: int, niceness: int) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    print(f"backend {backend}: {count:,} messages, batch size {batch_size}", flush=True)
+    print(
+        f"backend {backend}: {count:,} messages, batch size {batch_size}, nice {niceness}",
+        flush=True,
+    )
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with database(backend) as url:
         with server_process(url, MAILBOX_ENCRYPTION_KEY=old) as (server_url, _process):
@@ -150,15 +162,16 @@ def run(backend: str, count: int, batch_size: int) -> None:
             "MAILBOX_LOG_LEVEL": "warning",
         }
         if backend == "sqlite":
-            print(f"reencrypt: {asyncio.run(_reencrypt(env, batch_size)):.1f} s (server down)")
+            elapsed = asyncio.run(_reencrypt(env, batch_size, niceness))
+            print(f"reencrypt: {elapsed:.1f} s (server down)")
             return
         with server_process(url, MAILBOX_ENCRYPTION_KEY=f"{new},{old}") as (server_url, _p):
-            asyncio.run(_reencrypt_while_serving(server_url, env, batch_size))
+            asyncio.run(_reencrypt_while_serving(server_url, env, batch_size, niceness))
 
 
-def _run_and_report_load(backend: str, count: int, batch_size: int) -> None:
+def _run_and_report_load(backend: str, count: int, batch_size: int, niceness: int) -> None:
     try:
-        run(backend, count, batch_size)
+        run(backend, count, batch_size, niceness)
     finally:
         print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
 
@@ -168,8 +181,11 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="postgresql")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--nice", type=int, default=0, help="run reencrypt under `nice -n N` (0: as is)"
+    )
     args = parser.parse_args()
-    _run_and_report_load(args.backend, args.messages, args.batch_size)
+    _run_and_report_load(args.backend, args.messages, args.batch_size, args.nice)
 
 
 if __name__ == "__main__":
