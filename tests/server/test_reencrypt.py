@@ -190,3 +190,36 @@ def test_an_undecryptable_row_answers_json_not_500(fresh_database_url: str) -> N
         assert "MAILBOX_ENCRYPTION_KEY" in response.json()["message"]
         # The rest of the server is unaffected.
         assert a.get("/agents/me").status_code == 200
+
+
+def test_the_server_writes_rows_already_reencrypted_while_the_run_goes_on(
+    fresh_database_url: str,
+) -> None:
+    """Each batch commits on its own: an ack by id of a message rewritten in the first
+    batch goes through between batches (a run in one transaction would hold it)."""
+    _, b, _ = _fill_under_old_key(fresh_database_url)
+    settings = _settings(fresh_database_url, f"{NEW},{OLD}")
+    answers: list[int] = []
+    with ServerThread(settings) as server:
+        b.http.base_url = server.url
+        first_rewritten = min(m["message_id"] for m in b.get("/inbox").json()["messages"])
+
+        def ack_during_the_run(state: Progress) -> None:
+            if state.table == "messages" and not answers:
+                ack = b.post("/inbox/ack", {"message_ids": [first_rewritten]}, timeout=5)
+                answers.append(ack.status_code)
+
+        async def run() -> Progress:
+            database = Database(settings)
+            try:
+                return await reencrypt(
+                    database, Cipher([NEW, OLD]), batch_size=3, progress=ack_during_the_run
+                )
+            finally:
+                await database.dispose()
+
+        totals = asyncio.run(run())
+        delivered = b.get(f"/messages/{first_rewritten}").json()["delivered_at"]
+    assert answers == [200]
+    assert totals.rows_done > 3 and not totals.unreadable
+    assert delivered is not None
