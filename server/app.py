@@ -15,10 +15,12 @@ from .api import agents, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
 from .api.fast_send import FastSend
 from .api.openapi import install_openapi
+from .cipher import Cipher, load_or_create_sqlite_key, parse_keys
 from .cluster import Cluster
 from .db import Database, libpq_url
 from .errors import ConfigurationError
-from .security import Cipher, load_or_create_sqlite_key
+from .key_registry import open_keys
+from .keyed_hash import KeyedHash
 from .services.cluster_events import ClusterEvents
 from .services.context import Services
 from .services.delivery import Hub
@@ -31,10 +33,18 @@ log = logging.getLogger(__name__)
 JANITOR_INTERVAL_SECONDS = 600
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
+__all__ = [
+    "ConfigurationError",
+    "build_cipher",
+    "create_app",
+    "create_fastapi_app",
+    "prepare_database",
+]
+
 
 def build_cipher(settings: Settings) -> Cipher:
     if settings.encryption_key is not None and settings.encryption_key.get_secret_value().strip():
-        keys = [k for k in settings.encryption_key.get_secret_value().split(",") if k.strip()]
+        keys = parse_keys(settings.encryption_key.get_secret_value())
         try:
             return Cipher(keys)
         except ValueError as exc:
@@ -54,14 +64,18 @@ def _single_process_lock(settings: Settings) -> SingleProcessLock | None:
     return None if database_file is None else SingleProcessLock(database_file)
 
 
-async def prepare_schema(database: Database) -> None:
-    """SQLite is migrated in place; PostgreSQL must have been migrated by its operator."""
+async def prepare_database(database: Database, cipher: Cipher) -> KeyedHash:
+    """The schema up to date and the keys able to read the data, or a refusal.
+
+    SQLite is migrated in place; PostgreSQL must have been migrated by its operator.
+    Returns the keyed hash under the server secret kept in the database."""
     if database.is_sqlite:
-        await database.upgrade()
+        await database.upgrade(cipher)
     elif not await database.is_up_to_date():
         raise ConfigurationError(
             "the database schema is not up to date: run `mailbox-server migrate` first"
         )
+    return await open_keys(database, cipher)
 
 
 def app_from_environment() -> ASGIApp:
@@ -83,12 +97,12 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services: Services = app.state.services
         single_process = _single_process_lock(settings)
         try:
             if single_process is not None:
                 single_process.acquire()
-            await prepare_schema(database)
-            services: Services = app.state.services
+            services.hashes = await prepare_database(database, cipher)
             await _join_cluster(services)
         except BaseException:
             await database.dispose()

@@ -1,4 +1,4 @@
-"""`mailbox-server`: run the server (default) or apply migrations."""
+"""`mailbox-server`: run the server (default), apply migrations, or re-encrypt stored data."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 
 from pydantic import ValidationError
 
-from .app import ConfigurationError, create_app, prepare_schema
+from .app import ConfigurationError, build_cipher, create_app, prepare_database
 from .db import Database
+from .key_registry import short
+from .reencrypt import DEFAULT_BATCH_SIZE, Progress, reencrypt
 from .settings import Settings
 from .sqlite_lock import SingleProcessLock
 
@@ -39,8 +42,8 @@ def serve(settings: Settings) -> None:
     target: object = (
         create_app(settings) if settings.workers == 1 else "server.app:app_from_environment"
     )
-    # Check the schema before uvicorn starts, so a refusal is one clear line.
-    asyncio.run(_check_schema(settings))
+    # Check the schema and the keys before uvicorn starts, so a refusal is one clear line.
+    asyncio.run(_check_database(settings))
     uvicorn.run(
         target,  # type: ignore[arg-type]
         factory=settings.workers > 1,
@@ -66,7 +69,7 @@ def _logs_requests(level: str) -> bool:
     return not isinstance(number, int) or number <= logging.INFO
 
 
-async def _check_schema(settings: Settings) -> None:
+async def _check_database(settings: Settings) -> None:
     # The app takes the SQLite lock again at start-up (that one holds); this early
     # look makes a second process's refusal one clear line instead of a traceback.
     database_file = settings.sqlite_path
@@ -74,9 +77,10 @@ async def _check_schema(settings: Settings) -> None:
         probe = SingleProcessLock(database_file)
         probe.acquire()
         probe.release()
+    cipher = build_cipher(settings)
     database = Database(settings)
     try:
-        await prepare_schema(database)
+        await prepare_database(database, cipher)
     except OSError as exc:
         raise ConfigurationError(f"cannot reach the database: {exc}") from None
     finally:
@@ -84,9 +88,11 @@ async def _check_schema(settings: Settings) -> None:
 
 
 async def migrate(settings: Settings) -> None:
+    # Migrations that convert stored data (0003) encrypt and hash with the keys.
+    cipher = build_cipher(settings)
     database = Database(settings)
     try:
-        await database.upgrade()
+        await database.upgrade(cipher)
     finally:
         await database.dispose()
 
@@ -110,6 +116,53 @@ def health(settings: Settings, url: str | None) -> int:
     return 0
 
 
+class ProgressLines:
+    """One line per table at most every second, and when a table is done."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, state: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval and state.rows_done < state.rows_total:
+            return
+        self._last = now
+        print(
+            f"reencrypt: {state.table}: {state.rows_done:,} of {state.rows_total:,} rows, "
+            f"{state.rewritten:,} values rewritten, {state.current:,} already under the first key",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+async def reencrypt_database(settings: Settings, batch_size: int) -> int:
+    cipher = build_cipher(settings)
+    database = Database(settings)
+    try:
+        await prepare_database(database, cipher)
+        totals = await reencrypt(database, cipher, batch_size=batch_size, progress=ProgressLines())
+    finally:
+        await database.dispose()
+    if totals.unreadable:
+        shown = ", ".join(f"{table} {key}" for table, key in totals.unreadable[:10])
+        print(
+            f"reencrypt: {len(totals.unreadable)} values no configured key decrypts ({shown}); "
+            "they were left as they are and no key may be removed yet. Add the key that "
+            "wrote them and run `mailbox-server reencrypt` again.",
+            file=sys.stderr,
+        )
+        return 1
+    retired = ", ".join(short(f) for f in cipher.fingerprints[1:]) or "none"
+    print(
+        f"reencrypt: done: {totals.rewritten:,} values rewritten under the first key "
+        f"({short(cipher.primary_fingerprint)}), {totals.current:,} already under it. "
+        f"The other keys ({retired}) can now be removed from MAILBOX_ENCRYPTION_KEY.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mailbox-server", description=__doc__)
     commands = parser.add_subparsers(dest="command")
@@ -127,6 +180,17 @@ def main(argv: list[str] | None = None) -> int:
         "health", help="exit 0 if the server and its database are up (for health checks)"
     )
     check.add_argument("--url", help="default http://127.0.0.1:MAILBOX_PORT/health")
+    rewrite = commands.add_parser(
+        "reencrypt",
+        help="rewrite every encrypted value under the first key of MAILBOX_ENCRYPTION_KEY "
+        "(resumable; the server may keep running), after which the others can be removed",
+    )
+    rewrite.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per transaction (default {DEFAULT_BATCH_SIZE})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -137,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(migrate(settings))
             print("database schema is up to date", file=sys.stderr)
             return 0
+        if args.command == "reencrypt":
+            if args.batch_size < 1:
+                parser.error("--batch-size must be at least 1")
+            return asyncio.run(reencrypt_database(settings, args.batch_size))
         serve(settings)
     except ValidationError as exc:
         for error in exc.errors():
@@ -146,4 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"mailbox-server: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.command != "reencrypt":
+            raise
+        print(
+            "reencrypt: interrupted; what was done stays done: run it again to finish",
+            file=sys.stderr,
+        )
+        return 130
     return 0

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +27,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .cipher import Cipher
 from .hot_pool import HotPool
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HOT_POOL_SIZE = 10
@@ -51,13 +57,33 @@ def libpq_url(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def create_private_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would make it 0644 under the
+    usual umask). SQLite gives its -wal and -shm files the database file's mode, so
+    they are private too. An existing file keeps the mode its owner gave it (a backup
+    group may be intended), with a warning when others may read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning(
+                "%s has mode %o: other users may read it (its content is encrypted, its "
+                "metadata is not); make it private with: chmod 600 %s*",
+                path,
+                mode,
+                path,
+            )
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.is_sqlite = settings.is_sqlite
         if self.is_sqlite:
             path = settings.sqlite_path
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                create_private_file(path)
             self.engine: AsyncEngine = create_async_engine(settings.database_url)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
@@ -170,10 +196,13 @@ class Database:
 
     # --- migrations -------------------------------------------------------
 
-    async def upgrade(self) -> None:
-        """Bring the schema to the newest revision (Alembic)."""
+    async def upgrade(self, cipher: Cipher | None = None) -> None:
+        """Bring the schema to the newest revision (Alembic).
+
+        Revisions that convert stored data need the cipher; without one they
+        run only on a database that holds no data yet."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(_run_upgrade)
+            await conn.run_sync(_run_upgrade, cipher)
 
     async def is_up_to_date(self) -> bool:
         async with self.engine.connect() as conn:
@@ -186,9 +215,10 @@ def alembic_config() -> Config:
     return config
 
 
-def _run_upgrade(connection: Connection) -> None:
+def _run_upgrade(connection: Connection, cipher: Cipher | None) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    config.attributes["cipher"] = cipher
     command.upgrade(config, "head")
 
 

@@ -9,7 +9,8 @@ MailboxError                      the root; carries status, stable code, message
 ├── Gone                          410 code_expired
 ├── InvalidInput                  400/422 cannot_connect_to_self, subject_required, ...
 ├── PayloadTooLarge               413 payload_too_large
-└── RateLimited                   429/503 rate_limited, pending_limit_reached, overloaded
+├── RateLimited                   429/503 rate_limited, pending_limit_reached, overloaded
+└── StoredDataUnreadable          503 stored_data_unreadable (a key is missing)
 
 ConfigurationError                apart: the server cannot start as configured (never
                                   an HTTP answer; the CLI prints it as one line)
@@ -87,3 +88,17 @@ class RateLimited(MailboxError):
         super().__init__(message, code=code)
         self.retry_after = max(1, int(retry_after + 0.999))
         self.status_code = status_code
+
+
+class StoredDataUnreadable(MailboxError):
+    """A stored value none of the configured keys decrypts.
+
+    The server refuses to start while the database may hold such values (see
+    `server.key_registry`), so this answers only for a row written behind its
+    back: a server that kept encrypting with a retired key, or a damaged row.
+    503, not 500: nothing is wrong with the code or the request, and the same
+    request succeeds once the operator puts the key back.
+    """
+
+    status_code = 503
+    code = "stored_data_unreadable"

@@ -1,7 +1,9 @@
 """The database schema, as SQLAlchemy Core tables (the hot path uses Core, not the ORM).
 
-Secrets never stand here in the clear: API keys and connection codes as SHA-256,
-message content, subjects and request notes as Fernet tokens.
+Secrets never stand here in the clear: API keys as SHA-256 (256 bits of entropy);
+connection codes, idempotency keys and send bodies as HMACs under the server
+secret (`server.keyed_hash`); everything that carries user text (content,
+subjects, request notes, descriptions, correlation ids) as Fernet tokens.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ agents = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("name", String(32), nullable=False, unique=True),
-    Column("description", Text, nullable=True),
+    Column("description_encrypted", LargeBinary, nullable=True),
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     # The recipient's message counter: the next incoming message gets last_seq + 1.
@@ -106,7 +108,7 @@ messages = Table(
     Column("from_agent_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
     Column("session_id", ID, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     Column("content_encrypted", LargeBinary, nullable=False),
-    Column("correlation_id", String(128), nullable=True),
+    Column("correlation_id_encrypted", LargeBinary, nullable=True),
     Column("encrypted", Boolean, nullable=False, default=False),
     Column("encryption", String(256), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -121,7 +123,7 @@ idempotency_keys = Table(
     "idempotency_keys",
     metadata,
     Column("sender_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(128), primary_key=True),
+    Column("key_hash", String(64), primary_key=True),
     Column("body_hash", String(64), nullable=False),
     Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -145,4 +147,23 @@ ack_watermark_moves = Table(
     Column("agent_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
     Column("up_to_seq", BigInteger, primary_key=True),
     Column("acked_at", DateTime(timezone=True), nullable=False),
+)
+
+# Random secrets of the server, each a Fernet token (so they rotate with the data):
+# "hmac" keys the hashes of `server.keyed_hash`.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value_encrypted", LargeBinary, nullable=False),
+)
+
+# The fingerprints of every key stored data may be encrypted with: a server whose
+# keys do not cover them refuses to start, and `mailbox-server reencrypt` narrows
+# them to the first key when every value is under it (see `server.key_registry`).
+encryption_keys = Table(
+    "encryption_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )

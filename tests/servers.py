@@ -93,6 +93,11 @@ def database_like(database_url: str, directory: Path) -> Iterator[str]:
         yield url
 
 
+# One key per PostgreSQL test database: a server refuses to start on data written
+# under a key it does not hold, and tests start several servers on one database.
+_POSTGRES_KEYS: dict[str, str] = {}
+
+
 def server_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "DATABASE_URL": database_url,
@@ -106,7 +111,9 @@ def server_settings(database_url: str, **overrides: object) -> Settings:
         "MAILBOX_PAIR_MESSAGES_PER_HOUR": 0,
     }
     if not database_url.startswith("sqlite"):
-        values["MAILBOX_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
+        values["MAILBOX_ENCRYPTION_KEY"] = _POSTGRES_KEYS.setdefault(
+            database_url, Fernet.generate_key().decode()
+        )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

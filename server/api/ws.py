@@ -83,7 +83,7 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, since: in
     # Subscribe before reading the backlog: a message committed in between is
     # then in the backlog, in the queue, or both (the writer skips repeats).
     subscriber = svc.hub.subscribe(agent.id)
-    cluster_events.announce_socket(svc, subscriber)
+    await cluster_events.announce_socket(svc, subscriber)
     # Two tasks per connection, to keep idle sockets cheap: this one reads, the
     # writer sends the backlog and then whatever the hub queues.
     writer = asyncio.create_task(_write(websocket, svc, agent, subscriber, since))

@@ -29,7 +29,7 @@ async def register(
                 insert(agents).values(
                     id=agent_id,
                     name=body.name,
-                    description=body.description,
+                    description_encrypted=svc.cipher.encrypt_optional(body.description),
                     api_key_hash=hash_api_key(api_key),
                     created_at=utcnow(),
                     last_seq=0,
@@ -74,7 +74,7 @@ async def me(svc: Services, agent: AgentRef) -> schemas.AgentMe:
     return schemas.AgentMe(
         agent_id=row.id,
         name=row.name,
-        description=row.description,
+        description=svc.cipher.decrypt_optional(row.description_encrypted),
         created_at=as_utc(row.created_at),
     )
 

@@ -69,7 +69,7 @@ class ClusterEvents:
         # Whatever was committed while nobody listened: every socket here reads it.
         for subscriber in self.svc.hub.subscribers():
             self.svc.hub.committed_elsewhere(subscriber.agent_id, TO_THE_END)
-            announce_socket(self.svc, subscriber)
+            self.svc.spawn(announce_socket(self.svc, subscriber))
 
     # -- sockets ---------------------------------------------------------------------
 
@@ -87,12 +87,14 @@ class ClusterEvents:
             local.close(CLOSE_REPLACED)
 
 
-def announce_socket(svc: Services, subscriber: Subscriber) -> None:
-    """Tell the other processes this agent's newest socket is here (PostgreSQL)."""
+async def announce_socket(svc: Services, subscriber: Subscriber) -> None:
+    """Tell the other processes this agent's newest socket is here (PostgreSQL).
+
+    Awaited before `auth_ok`: a socket opened after another one's `auth_ok` is then
+    announced after it, so the newer one wins wherever each of them is."""
     if svc.cluster is None:
         return
-    payload = cluster.encode(cluster.SUBSCRIBED, subscriber.agent_id, subscriber.socket_id)
-    svc.spawn(svc.notify(payload))
+    await svc.notify(cluster.encode(cluster.SUBSCRIBED, subscriber.agent_id, subscriber.socket_id))
 
 
 def push_event(svc: Services, agent_id: str, frame: str) -> None:

@@ -20,7 +20,6 @@ from .. import cluster, schemas
 from ..clock import as_utc, utcnow
 from ..errors import Conflict, Gone, InvalidInput, NotFound, RateLimited
 from ..models import agents, connection_requests, connections
-from ..security import hash_code
 from . import agents as agent_service
 from . import cluster_events, frames
 from .code_scrub import scrub_codes
@@ -55,7 +54,11 @@ async def are_connected(svc: Services, a: str, b: str) -> bool:
                 )
             )
         ).first() is not None
-    svc.connected_pairs.fill(key, found, generation)
+    # "Not connected" is kept only where no other process can connect the pair (SQLite):
+    # on PostgreSQL an approve on another process must work here at once, not after
+    # its announcement arrives.
+    if found or svc.cluster is None:
+        svc.connected_pairs.fill(key, found, generation)
     return found
 
 
@@ -105,7 +108,7 @@ async def request(
                 id=request_id,
                 requester_id=requester.id,
                 target_id=target.id,
-                code_hash=hash_code(code),
+                code_hash=svc.hashes.connection_code(code),
                 code_encrypted=svc.cipher.encrypt(code),
                 message_encrypted=svc.cipher.encrypt_optional(note),
                 status="pending",
@@ -249,7 +252,7 @@ async def _settle_request(
             select(connection_requests)
             .where(
                 connection_requests.c.target_id == target.id,
-                connection_requests.c.code_hash == hash_code(code),
+                connection_requests.c.code_hash == svc.hashes.connection_code(code),
                 connection_requests.c.status == "pending",
             )
             .order_by(connection_requests.c.created_at.desc())
@@ -369,7 +372,9 @@ async def revoke(svc: Services, agent: AgentRef, peer_name: str) -> schemas.Revo
         if deleted.rowcount == 0:
             raise not_connected
         await cluster.announce(conn, cluster.PAIR_CHANGED, low, high)
-    svc.connected_pairs.put((low, high), False)
+    # Forgotten rather than cached as False (a reader from before the revoke cannot put
+    # True back; see `are_connected` for why False is not cached here).
+    svc.connected_pairs.invalidate((low, high))
     cluster_events.push_event(svc, peer.id, frames.connection_revoked(agent.name))
     cluster_events.push_event(svc, agent.id, frames.connection_revoked(peer.name))
     return schemas.RevokeResponse(peer_agent_name=peer.name)

@@ -10,9 +10,10 @@ from typing import Any
 
 from .. import cluster as cluster_channel
 from ..cache import LRU
+from ..cipher import Cipher
 from ..db import Database
+from ..keyed_hash import KeyedHash
 from ..ratelimit import ReservingWindow, TokenBucket, WindowCounter
-from ..security import Cipher
 from ..settings import Settings
 from . import ack_store
 from .ack_buffer import AckBuffer
@@ -50,6 +51,9 @@ class Services:
     # The other server processes on the same PostgreSQL (None on SQLite: one process).
     cluster: cluster_channel.Cluster | None = None
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Keyed hashes under the server secret, which lives in the database: set at
+    # start, once the keys are known to read it (`app.prepare_database`).
+    hashes: KeyedHash = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings

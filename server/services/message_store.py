@@ -28,7 +28,7 @@ class NewMessage:
     recipient_id: str
     session_id: str
     content_encrypted: bytes
-    correlation_id: str | None
+    correlation_id_encrypted: bytes | None
     encrypted: bool
     encryption: str | None
     created_at: datetime
@@ -37,13 +37,14 @@ class NewMessage:
     session_low_id: str | None = None
     session_high_id: str | None = None
     # Set only when the sender gave an idempotency key.
-    idempotency_key: str | None = None
+    idempotency_key_hash: str | None = None
     body_hash: str | None = None
 
 
 def _postgres_statement(new_session: bool, idempotent: bool) -> str:
     # asyncpg placeholders: $1 recipient, $2 message id, $3 sender, $4 session, $5 content,
-    # $6 correlation id, $7 encrypted, $8 encryption, $9 created at, then the optional parts.
+    # $6 correlation id (encrypted), $7 encrypted, $8 encryption, $9 created at, then the
+    # optional parts.
     parts = [
         "WITH counter AS ("
         " UPDATE agents SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq)"
@@ -57,7 +58,7 @@ def _postgres_statement(new_session: bool, idempotent: bool) -> str:
     parts.append(
         ", message AS ("
         " INSERT INTO messages (id, to_agent_id, seq, from_agent_id, session_id,"
-        " content_encrypted, correlation_id, encrypted, encryption, created_at)"
+        " content_encrypted, correlation_id_encrypted, encrypted, encryption, created_at)"
         " SELECT $2, $1, counter.last_seq, $3, $4, $5, $6, $7, $8, $9 FROM counter"
         " RETURNING seq)"
     )
@@ -65,7 +66,7 @@ def _postgres_statement(new_session: bool, idempotent: bool) -> str:
         key, body_hash = ("$13", "$14") if new_session else ("$10", "$11")
         parts.append(
             ", idempotency AS ("
-            " INSERT INTO idempotency_keys (sender_id, key, body_hash, message_id, created_at)"
+            " INSERT INTO idempotency_keys (sender_id, key_hash, body_hash, message_id, created_at)"
             f" VALUES ($3, {key}, {body_hash}, $2, $9))"
         )
     # The other server processes learn of it at commit, never before (contract §10).
@@ -90,14 +91,14 @@ async def store(db: Database, row: NewMessage) -> int:
     if db.is_sqlite:
         return await _store_sqlite(db, row)
     new_session = row.new_session_subject is not None
-    idempotent = row.idempotency_key is not None
+    idempotent = row.idempotency_key_hash is not None
     args: list[object] = [
         row.recipient_id,
         row.message_id,
         row.sender_id,
         row.session_id,
         row.content_encrypted,
-        row.correlation_id,
+        row.correlation_id_encrypted,
         row.encrypted,
         row.encryption,
         row.created_at,
@@ -105,7 +106,7 @@ async def store(db: Database, row: NewMessage) -> int:
     if new_session:
         args += [row.new_session_subject, row.session_low_id, row.session_high_id]
     if idempotent:
-        args += [row.idempotency_key, row.body_hash]
+        args += [row.idempotency_key_hash, row.body_hash]
     args.append(cluster.encode(cluster.MESSAGE, row.recipient_id, ""))
     # The hottest statement goes straight to asyncpg (its prepared-statement cache),
     # skipping SQLAlchemy's per-checkout and per-execute work.
@@ -148,7 +149,7 @@ def _store_sqlite_inline(writer: sqlite3.Connection, row: NewMessage) -> int:
         ).fetchone()
         writer.execute(
             "INSERT INTO messages (id, to_agent_id, seq, from_agent_id, session_id,"
-            " content_encrypted, correlation_id, encrypted, encryption, created_at)"
+            " content_encrypted, correlation_id_encrypted, encrypted, encryption, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.message_id,
@@ -157,17 +158,23 @@ def _store_sqlite_inline(writer: sqlite3.Connection, row: NewMessage) -> int:
                 row.sender_id,
                 row.session_id,
                 row.content_encrypted,
-                row.correlation_id,
+                row.correlation_id_encrypted,
                 row.encrypted,
                 row.encryption,
                 created_at,
             ),
         )
-        if row.idempotency_key is not None:
+        if row.idempotency_key_hash is not None:
             writer.execute(
-                "INSERT INTO idempotency_keys (sender_id, key, body_hash, message_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (row.sender_id, row.idempotency_key, row.body_hash, row.message_id, created_at),
+                "INSERT INTO idempotency_keys"
+                " (sender_id, key_hash, body_hash, message_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    row.sender_id,
+                    row.idempotency_key_hash,
+                    row.body_hash,
+                    row.message_id,
+                    created_at,
+                ),
             )
         writer.execute("COMMIT")
     except sqlite3.IntegrityError as exc:

@@ -15,7 +15,6 @@ given back if the send then fails: only stored messages count.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import uuid
 import weakref
@@ -52,9 +51,10 @@ class SendGate:
         return lock
 
 
-def _body_hash(body: schemas.SendRequest) -> str:
+def _body_hash(svc: Services, body: schemas.SendRequest) -> str:
+    """Keyed, so the stored digest cannot confirm a guessed message (see keyed_hash)."""
     data = body.model_dump(exclude={"idempotency_key"}, mode="json")
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return svc.hashes.send_body(json.dumps(data, sort_keys=True).encode())
 
 
 async def send(
@@ -81,10 +81,11 @@ async def send(
             code="peer_missing_openpgp_public_key",
         )
 
-    body_hash = None
+    body_hash = key_hash = None
     if body.idempotency_key is not None:
-        body_hash = _body_hash(body)
-        earlier = await _replay(svc, sender, body.idempotency_key, body_hash)
+        body_hash = _body_hash(svc, body)
+        key_hash = svc.hashes.idempotency_key(body.idempotency_key)
+        earlier = await _replay(svc, sender, key_hash, body_hash)
         if earlier is not None:
             return earlier
 
@@ -124,24 +125,24 @@ async def send(
                     recipient_id=recipient.id,
                     session_id=session_id,
                     content_encrypted=svc.cipher.encrypt(body.content),
-                    correlation_id=body.correlation_id,
+                    correlation_id_encrypted=svc.cipher.encrypt_optional(body.correlation_id),
                     encrypted=body.encrypted,
                     encryption=json.dumps(encryption) if encryption else None,
                     created_at=now,
                     new_session_subject=svc.cipher.encrypt(subject) if new_session else None,
                     session_low_id=low,
                     session_high_id=high,
-                    idempotency_key=body.idempotency_key,
+                    idempotency_key_hash=key_hash,
                     body_hash=body_hash,
                 )
                 try:
                     seq = await message_store.store(svc.db, row)
                     stored = True
                 except IntegrityError:
-                    if body.idempotency_key is None or body_hash is None:
+                    if key_hash is None or body_hash is None:
                         raise
                     # A concurrent retry with the same key won the race: answer as it did.
-                    earlier = await _replay(svc, sender, body.idempotency_key, body_hash)
+                    earlier = await _replay(svc, sender, key_hash, body_hash)
                     if earlier is None:
                         raise
                     return earlier
@@ -203,12 +204,14 @@ async def _has_openpgp_key(svc: Services, agent_id: str) -> bool:
         key = (
             await conn.execute(select(agents.c.openpgp_public_key).where(agents.c.id == agent_id))
         ).scalar_one_or_none()
-    svc.has_openpgp_key.fill(agent_id, key is not None, generation)
+    # As for connections: "no key" is kept only where no other process can add one.
+    if key is not None or svc.cluster is None:
+        svc.has_openpgp_key.fill(agent_id, key is not None, generation)
     return key is not None
 
 
 async def _replay(
-    svc: Services, sender: AgentRef, key: str, body_hash: str
+    svc: Services, sender: AgentRef, key_hash: str, body_hash: str
 ) -> schemas.SendResponse | None:
     """The first answer for an idempotency key, or None if the key is new (or expired)."""
     cutoff = utcnow().timestamp() - svc.settings.idempotency_ttl_seconds
@@ -224,14 +227,17 @@ async def _replay(
                     messages.c.created_at,
                 )
                 .join(messages, messages.c.id == idempotency_keys.c.message_id)
-                .where(idempotency_keys.c.sender_id == sender.id, idempotency_keys.c.key == key)
+                .where(
+                    idempotency_keys.c.sender_id == sender.id,
+                    idempotency_keys.c.key_hash == key_hash,
+                )
             )
         ).first()
     if row is None:
         return None
     if as_utc(row.key_created_at).timestamp() < cutoff:
         # Expired: the janitor deletes it soon; until then it no longer binds.
-        await _forget_idempotency_key(svc, sender.id, key)
+        await _forget_idempotency_key(svc, sender.id, key_hash)
         return None
     if row.body_hash != body_hash:
         raise Conflict(
@@ -242,11 +248,11 @@ async def _replay(
     )
 
 
-async def _forget_idempotency_key(svc: Services, sender_id: str, key: str) -> None:
+async def _forget_idempotency_key(svc: Services, sender_id: str, key_hash: str) -> None:
     async with svc.db.write() as conn:
         await conn.execute(
             idempotency_keys.delete().where(
-                idempotency_keys.c.sender_id == sender_id, idempotency_keys.c.key == key
+                idempotency_keys.c.sender_id == sender_id, idempotency_keys.c.key_hash == key_hash
             )
         )
 

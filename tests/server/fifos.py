@@ -16,14 +16,21 @@ class HeldParse:
         os.mkfifo(self.release)
         # Open for reading now, without blocking, so the worker's open never waits.
         self._started_fd = os.open(self.started, os.O_RDONLY | os.O_NONBLOCK)
+        # Held open as the release's writer (O_RDWR never blocks on Linux): the worker's
+        # open succeeds at once and its read waits until this is closed, whenever the
+        # worker gets there. (Opening for writing in `let_go` raced the worker's open.)
+        self._release_fd: int | None = os.open(self.release, os.O_RDWR)
 
     def wait_started(self, timeout: float) -> bool:
         ready, _, _ = select.select([self._started_fd], [], [], timeout)
         return bool(ready) and os.read(self._started_fd, 1) == b"x"
 
     def let_go(self) -> None:
-        """Release the worker; OSError (ENXIO) at once if it is not waiting."""
-        os.close(os.open(self.release, os.O_WRONLY | os.O_NONBLOCK))
+        """Release the worker (now, or as soon as it reads)."""
+        if self._release_fd is not None:
+            os.close(self._release_fd)
+            self._release_fd = None
 
     def close(self) -> None:
         os.close(self._started_fd)
+        self.let_go()

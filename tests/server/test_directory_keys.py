@@ -92,7 +92,11 @@ def test_health_answers_while_a_published_key_is_being_parsed(
     # The worker holds the parse until /health has answered: a parse on the event loop
     # would deadlock instead, which the timeouts below turn into a failure.
     held = HeldParse(tmp_path)
-    parser = KeyParser(command=parse_faults.held(str(held.started), str(held.release)))
+    parser = KeyParser(
+        command=parse_faults.held(str(held.started), str(held.release)),
+        parse_seconds=60,
+        wait_seconds=60,
+    )
     monkeypatch.setattr(directory, "parser", parser)
     agent = register(server.url, "pgp")
     key = PrivateKey.generate(agent.name)

@@ -62,8 +62,13 @@ async def test_the_fingerprint_comes_back_and_what_pgpy_cannot_read_or_a_private
 async def test_past_the_waiting_limit_a_parse_is_refused_503_at_once(
     alice: tuple[bytes, str], held: HeldParse
 ) -> None:
+    # The parse deadline runs from the moment the key is written, through the held
+    # worker's start-up and its wait: generous, so only the waiting limit can refuse.
     parser = KeyParser(
-        command=parse_faults.held(str(held.started), str(held.release)), max_waiting=1
+        command=parse_faults.held(str(held.started), str(held.release)),
+        max_waiting=1,
+        parse_seconds=60,
+        wait_seconds=60,
     )
     try:
         async with anyio.create_task_group() as tasks:
