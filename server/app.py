@@ -129,6 +129,8 @@ async def _janitor(services: Services) -> None:
             purged = await purge_expired_idempotency_keys(services)
             if purged:
                 log.info("purged %d expired idempotency keys", purged)
+            services.registrations.forget_idle()
+            services.approve_failures.forget_idle()
             if services.pair_messages is not None:
                 services.pair_messages.forget_idle()
         except Exception:

@@ -18,9 +18,14 @@ from .context import AgentRef, Services
 async def register(
     svc: Services, body: schemas.RegisterRequest, client: str
 ) -> schemas.RegisterResponse:
-    wait = svc.registrations.retry_after(client)
-    if wait > 0:
-        raise RateLimited("too many registrations from this address; try later", retry_after=wait)
+    # The slot is taken before the insert's await, so concurrent registrations from
+    # one address cannot all pass; a refused one (name taken, or a failure) gives it back.
+    slot = svc.registrations.reserve(client)
+    if slot is None:
+        raise RateLimited(
+            "too many registrations from this address; try later",
+            retry_after=svc.registrations.retry_after(client),
+        )
     api_key = new_api_key()
     agent_id = str(uuid.uuid4())
     try:
@@ -36,8 +41,11 @@ async def register(
                 )
             )
     except IntegrityError:
+        svc.registrations.release(client, slot)
         raise Conflict(f"the name {body.name!r} is taken", code="name_taken") from None
-    svc.registrations.record(client)
+    except BaseException:
+        svc.registrations.release(client, slot)
+        raise
     svc.remember_agent(AgentRef(agent_id, body.name))
     return schemas.RegisterResponse(agent_id=agent_id, name=body.name, api_key=api_key)
 

@@ -196,21 +196,45 @@ async def pending(svc: Services, agent: AgentRef) -> schemas.PendingConnections:
 async def approve(
     svc: Services, target: AgentRef, body: schemas.ApproveRequest
 ) -> schemas.ApproveResponse:
-    wait = svc.approve_failures.retry_after(target.id)
-    if wait > 0:
-        raise RateLimited("too many wrong codes; wait before trying again", retry_after=wait)
-    code = normalise_code(body.verification_code)
+    # Every attempt takes a failure slot before its first await, so wrong codes sent
+    # together cannot all be tried before the first is counted; an attempt that was
+    # not a wrong code (approved, expired, already connected) gives its slot back.
+    slot = svc.approve_failures.reserve(target.id)
+    if slot is None:
+        raise RateLimited(
+            "too many wrong codes; wait before trying again",
+            retry_after=svc.approve_failures.retry_after(target.id),
+        )
+    try:
+        approved = await _connect_with_code(svc, target, body.verification_code)
+    except NotFound as exc:
+        if exc.code != INVALID_CODE:
+            svc.approve_failures.release(target.id, slot)
+        raise
+    except BaseException:
+        svc.approve_failures.release(target.id, slot)
+        raise
+    svc.approve_failures.release(target.id, slot)
+    return approved
+
+
+INVALID_CODE = "invalid_code"
+
+
+async def _connect_with_code(
+    svc: Services, target: AgentRef, verification_code: str
+) -> schemas.ApproveResponse:
+    code = normalise_code(verification_code)
     invalid = NotFound(
         "no pending request to you has that code; ask the requester's owner for it",
-        code="invalid_code",
+        code=INVALID_CODE,
     )
     if not _CODE_PATTERN.match(code):
-        svc.approve_failures.record(target.id)
         raise invalid
     now = utcnow()
     try:
         async with svc.db.write() as conn:
-            row = await _settle_request(conn, target, code, now, invalid, svc)
+            row = await _settle_request(conn, target, code, now, invalid)
             low, high = pair(row.requester_id, target.id)
             await conn.execute(
                 insert(connections).values(
@@ -234,7 +258,6 @@ async def _settle_request(
     code: str,
     now: datetime,
     invalid: NotFound,
-    svc: Services,
 ) -> Row:
     """Find the pending request to `target` with `code` and mark it (and its mirror) approved."""
     row = (
@@ -251,7 +274,6 @@ async def _settle_request(
         )
     ).first()
     if row is None:
-        svc.approve_failures.record(target.id)
         raise invalid
     if as_utc(row.expires_at) <= now:
         raise Gone(

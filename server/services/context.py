@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..cache import LRU
 from ..db import Database
-from ..ratelimit import ReservingWindow, TokenBucket, WindowCounter
+from ..ratelimit import ReservingWindow, TokenBucket
 from ..security import Cipher
 from ..settings import Settings
 from . import ack_store
@@ -36,8 +36,9 @@ class Services:
     session_info: LRU[str, tuple[str, str, str]] = field(default_factory=lambda: LRU(100_000))
     has_openpgp_key: LRU[str, bool] = field(default_factory=lambda: LRU(50_000))
     request_rate: TokenBucket = field(init=False)
-    registrations: WindowCounter = field(init=False)
-    approve_failures: WindowCounter = field(init=False)
+    # Registrations per client address, and wrong approve codes per agent id.
+    registrations: ReservingWindow[str] = field(init=False)
+    approve_failures: ReservingWindow[str] = field(init=False)
     # Messages per (sender id, recipient id) in the last hour; None when switched off.
     pair_messages: ReservingWindow[tuple[str, str]] | None = field(init=False)
     # WebSocket acks not yet written (see ack_buffer.py).
@@ -46,8 +47,8 @@ class Services:
     def __post_init__(self) -> None:
         s = self.settings
         self.request_rate = TokenBucket(s.requests_per_second, s.request_burst)
-        self.registrations = WindowCounter(s.registrations_per_hour, 3600)
-        self.approve_failures = WindowCounter(s.approve_failures_per_hour, 3600)
+        self.registrations = ReservingWindow(s.registrations_per_hour, 3600)
+        self.approve_failures = ReservingWindow(s.approve_failures_per_hour, 3600)
         self.pair_messages = (
             ReservingWindow(s.pair_messages_per_hour, 3600) if s.pair_messages_per_hour else None
         )
