@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .api import agents, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
@@ -63,7 +64,12 @@ def create_app(settings: Settings) -> ASGIApp:
     path in front of it (outside FastAPI's own middleware, which costs per request)."""
     app = create_fastapi_app(settings)
     outer: ASGIApp = FastSend(app, mailbox=app) if settings.fast_send else app
-    return BodyLimit(outer, limit=settings.max_request_bytes)
+    outer = BodyLimit(outer, limit=settings.max_request_bytes)
+    if settings.proxy_addresses:
+        # Here, not as uvicorn's `proxy_headers` option, so every way of serving the
+        # app (the CLI, the tests' servers) trusts exactly the configured proxies.
+        outer = ProxyHeadersMiddleware(outer, trusted_hosts=settings.proxy_addresses)  # type: ignore[arg-type]
+    return outer
 
 
 def create_fastapi_app(settings: Settings) -> FastAPI:

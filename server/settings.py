@@ -6,6 +6,7 @@ nothing in the server reads the environment on its own.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -56,7 +57,13 @@ class Settings(BaseSettings):
 
     # Serve POST /messages/send outside the framework (see server/api/fast_send.py).
     fast_send: bool = Field(default=True, alias="MAILBOX_FAST_SEND")
-    # Behind a reverse proxy, trust X-Forwarded-For for the per-client registration limit.
+    # Behind a reverse proxy: the proxies' addresses or networks, comma separated. Only
+    # a connection from one of them has X-Forwarded-For read, and only the entries
+    # those proxies appended count: the client address is the rightmost entry that is
+    # not a listed proxy (uvicorn's ProxyHeadersMiddleware). Empty: the header is ignored.
+    trusted_proxies: str = Field(default="", alias="MAILBOX_TRUSTED_PROXIES")
+    # Replaced by MAILBOX_TRUSTED_PROXIES: it trusted the leftmost entry, which any
+    # client can write. Set, it refuses the start and names the new setting.
     trust_forwarded_for: bool = Field(default=False, alias="MAILBOX_TRUST_FORWARDED_FOR")
     log_level: str = Field(default="info", alias="MAILBOX_LOG_LEVEL")
 
@@ -79,6 +86,42 @@ class Settings(BaseSettings):
                 "DATABASE_URL must name a SQLite file, e.g. sqlite+aiosqlite:///./mailbox.db"
             )
         return url
+
+    @field_validator("trust_forwarded_for")
+    @classmethod
+    def _replaced_by_trusted_proxies(cls, trust: bool) -> bool:
+        if trust:
+            # Mapping it to "trust everyone" would keep the hole; guessing the proxy's
+            # address could lock every client into one limit. The operator knows it.
+            raise ValueError(
+                "MAILBOX_TRUST_FORWARDED_FOR is replaced by MAILBOX_TRUSTED_PROXIES: "
+                "list your reverse proxy's addresses or networks (e.g. "
+                "MAILBOX_TRUSTED_PROXIES=127.0.0.1 or 10.0.0.0/8) and unset the old variable"
+            )
+        return trust
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            if entry == "*":
+                raise ValueError(
+                    "MAILBOX_TRUSTED_PROXIES=* would let any client choose its own address; "
+                    "list the proxy's addresses or networks"
+                )
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # uvicorn would take it as a literal that never matches: say so now.
+                raise ValueError(
+                    f"MAILBOX_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+        return value
+
+    @property
+    def proxy_addresses(self) -> list[str]:
+        """The trusted proxies as a list (empty: X-Forwarded-For is ignored)."""
+        return [e.strip() for e in self.trusted_proxies.split(",") if e.strip()]
 
     @property
     def is_sqlite(self) -> bool:
