@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # Limits. Every one is configurable; the defaults suit a team of agents.
     max_message_bytes: int = Field(default=64 * 1024, ge=1, alias="MAILBOX_MAX_MESSAGE_BYTES")
     max_request_bytes: int = Field(default=256 * 1024, ge=1024, alias="MAILBOX_MAX_REQUEST_BYTES")
+    # A page of messages (GET /inbox, GET /sessions/{id}/history) ends at its `limit`
+    # or at about this many bytes of JSON, whichever comes first (at least one message).
+    max_page_bytes: int = Field(default=1024 * 1024, ge=1024, alias="MAILBOX_MAX_PAGE_BYTES")
     max_ws_frame_bytes: int = Field(default=64 * 1024, ge=1024, alias="MAILBOX_MAX_WS_FRAME_BYTES")
     registrations_per_hour: int = Field(
         default=20, ge=1, alias="MAILBOX_REGISTRATIONS_PER_HOUR_PER_CLIENT"
