@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from .api import agents, connections, directory, health, messages, ws
+from .api import agents, blocks, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
 from .api.fast_send import FastSend
 from .api.openapi import install_openapi
@@ -113,7 +113,8 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
     app.state.send_gate = SendGate(settings.max_inflight_sends)
     install_error_handlers(app)
     install_openapi(app)
-    for module in (health, agents, connections, messages, directory, ws):
+    # Blocks before connections: `/connections/blocks` must not be read as a peer's name.
+    for module in (health, agents, blocks, connections, messages, directory, ws):
         app.include_router(module.router)
     return app
 

@@ -70,6 +70,17 @@ connection_requests = Table(
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Index("ix_connection_requests_target_code", "target_id", "code_hash"),
     Index("ix_connection_requests_requester_status", "requester_id", "status"),
+    Index("ix_connection_requests_pair_status", "requester_id", "target_id", "status"),
+)
+
+# An owner's block of another agent: its connection requests to the blocker are
+# accepted silently and never shown (migration 0003c).
+connection_blocks = Table(
+    "connection_blocks",
+    metadata,
+    Column("blocker_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("blocked_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 # One row per connected pair, agent_low_id < agent_high_id; a revoke deletes it.

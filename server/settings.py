@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     # bridges do: messages per sender per recipient in any sliding hour (0: off).
     pair_messages_per_hour: int = Field(default=120, ge=0, alias="MAILBOX_PAIR_MESSAGES_PER_HOUR")
     max_outgoing_pending: int = Field(default=3, ge=1, alias="MAILBOX_MAX_OUTGOING_PENDING")
+    # Pending requests an agent can have waiting for it; past that, new ones are refused
+    # (requests from agents it blocked are not counted, nor shown).
+    max_incoming_pending: int = Field(default=50, ge=1, alias="MAILBOX_MAX_INCOMING_PENDING")
+    # After a target rejects a request, the same requester may ask that target again
+    # only after this long, doubled for each further rejection in 30 days, at most
+    # the maximum (0: no cool-down).
+    rerequest_cooldown_seconds: int = Field(
+        default=3600, ge=0, alias="MAILBOX_REREQUEST_COOLDOWN_SECONDS"
+    )
+    rerequest_cooldown_max_seconds: int = Field(
+        default=7 * 24 * 3600, ge=0, alias="MAILBOX_REREQUEST_COOLDOWN_MAX_SECONDS"
+    )
     connection_code_ttl_seconds: int = Field(default=3600, ge=60, alias="MAILBOX_CODE_TTL_SECONDS")
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=24 * 3600, alias="MAILBOX_IDEMPOTENCY_TTL_SECONDS"

@@ -22,7 +22,7 @@ from ..errors import Conflict, Gone, InvalidInput, NotFound, RateLimited
 from ..models import agents, connection_requests, connections
 from ..security import hash_code
 from . import agents as agent_service
-from . import frames
+from . import blocks, frames, request_limits
 from .code_scrub import scrub_codes
 from .context import AgentRef, Services, pair
 
@@ -75,8 +75,18 @@ async def request(
     request_id = str(uuid.uuid4())
     expires_at = now + timedelta(seconds=svc.settings.connection_code_ttl_seconds)
     async with svc.db.write() as conn:
-        # Lock the requester's row so two concurrent requests cannot both pass the limit.
-        await conn.execute(select(agents.c.id).where(agents.c.id == requester.id).with_for_update())
+        # Lock both rows, in id order (no deadlock between crossed requests), so two
+        # concurrent requests cannot both pass the requester's or the target's limit.
+        await conn.execute(
+            select(agents.c.id)
+            .where(agents.c.id.in_([requester.id, target.id]))
+            .order_by(agents.c.id)
+            .with_for_update()
+        )
+        await request_limits.check_cooldown(conn, requester.id, target.id, now, svc.settings)
+        # A blocked requester goes on as if nothing were wrong; only the target's views
+        # leave its request out (see blocks.py), and the target's limit ignores it.
+        silenced = await blocks.is_blocked(conn, target.id, requester.id)
         pending = (
             await conn.execute(
                 select(connection_requests.c.target_id, connection_requests.c.expires_at).where(
@@ -99,6 +109,8 @@ async def request(
                 code="pending_limit_reached",
                 retry_after=(soonest - now).total_seconds(),
             )
+        if not silenced:
+            await request_limits.check_incoming_room(conn, target.id, now, svc.settings)
         await conn.execute(
             insert(connection_requests).values(
                 id=request_id,
@@ -111,6 +123,13 @@ async def request(
                 created_at=now,
                 expires_at=expires_at,
             )
+        )
+    if silenced:
+        return schemas.ConnectionRequestCreated(
+            request_id=request_id,
+            verification_code=code,
+            target_agent_name=target.name,
+            expires_at=expires_at,
         )
     svc.hub.push_event(
         target.id,
@@ -134,6 +153,8 @@ async def request(
 
 
 async def incoming_pending(svc: Services, agent: AgentRef) -> list[schemas.IncomingRequest]:
+    """What waits for the agent's answer, oldest first: never from an agent it blocked,
+    and never more than MAILBOX_MAX_INCOMING_PENDING (new ones are refused past that)."""
     now = utcnow()
     async with svc.db.read() as conn:
         rows = (
@@ -144,8 +165,10 @@ async def incoming_pending(svc: Services, agent: AgentRef) -> list[schemas.Incom
                     connection_requests.c.target_id == agent.id,
                     connection_requests.c.status == "pending",
                     connection_requests.c.expires_at > now,
+                    ~blocks.blocked_by(agent.id, connection_requests.c.requester_id),
                 )
                 .order_by(connection_requests.c.created_at)
+                .limit(svc.settings.max_incoming_pending)
             )
         ).all()
     return [
@@ -267,6 +290,8 @@ async def _settle_request(
                 connection_requests.c.target_id == target.id,
                 connection_requests.c.code_hash == hash_code(code),
                 connection_requests.c.status == "pending",
+                # A blocked agent's code approves nothing, whoever passed it on.
+                ~blocks.blocked_by(target.id, connection_requests.c.requester_id),
             )
             .order_by(connection_requests.c.created_at.desc())
             .limit(1)
