@@ -16,20 +16,18 @@ from .api.errors import BodyLimit, install_error_handlers
 from .api.fast_send import FastSend
 from .api.openapi import install_openapi
 from .db import Database
+from .errors import ConfigurationError
 from .security import Cipher, load_or_create_sqlite_key
 from .services.context import Services
 from .services.delivery import Hub
 from .services.messages import SendGate, purge_expired_idempotency_keys
 from .settings import Settings
+from .sqlite_lock import SingleProcessLock
 
 log = logging.getLogger(__name__)
 
 JANITOR_INTERVAL_SECONDS = 600
 CHECKPOINT_INTERVAL_SECONDS = 1.0
-
-
-class ConfigurationError(Exception):
-    """The server cannot start as configured; the message says what to change."""
 
 
 def build_cipher(settings: Settings) -> Cipher:
@@ -47,6 +45,11 @@ def build_cipher(settings: Settings) -> Cipher:
             "print(Fernet.generate_key().decode())'"
         )
     return Cipher([load_or_create_sqlite_key(database_file)])
+
+
+def _single_process_lock(settings: Settings) -> SingleProcessLock | None:
+    database_file = settings.sqlite_path
+    return None if database_file is None else SingleProcessLock(database_file)
 
 
 async def prepare_schema(database: Database) -> None:
@@ -78,10 +81,15 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        single_process = _single_process_lock(settings)
         try:
+            if single_process is not None:
+                single_process.acquire()
             await prepare_schema(database)
         except BaseException:
             await database.dispose()
+            if single_process is not None:
+                single_process.release()
             raise
         services: Services = app.state.services
         janitor = asyncio.create_task(_janitor(services))
@@ -100,6 +108,8 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
             # Acks still in memory are written before the database goes.
             await services.acks.close()
             await database.dispose()
+            if single_process is not None:
+                single_process.release()
 
     app = FastAPI(
         title="Agent Mailbox",

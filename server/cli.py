@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from .app import ConfigurationError, create_app, prepare_schema
 from .db import Database
 from .settings import Settings
+from .sqlite_lock import SingleProcessLock
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -63,6 +64,13 @@ def _logs_requests(level: str) -> bool:
 
 
 async def _check_schema(settings: Settings) -> None:
+    # The app takes the SQLite lock again at start-up (that one holds); this early
+    # look makes a second process's refusal one clear line instead of a traceback.
+    database_file = settings.sqlite_path
+    if database_file is not None:
+        probe = SingleProcessLock(database_file)
+        probe.acquire()
+        probe.release()
     database = Database(settings)
     try:
         await prepare_schema(database)
@@ -80,6 +88,25 @@ async def migrate(settings: Settings) -> None:
         await database.dispose()
 
 
+def health(settings: Settings, url: str | None) -> int:
+    """Exit 0 when the server answers and reaches its database, 1 otherwise (one line
+    either way): for container health checks and service managers."""
+    import httpx
+
+    url = url or f"http://127.0.0.1:{settings.port}/health"
+    try:
+        response = httpx.get(url, timeout=3)
+        status = response.json().get("status") if response.is_success else None
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    if status != "ok":
+        print(f"unhealthy: {url} answered {response.status_code} {response.text[:200]}")
+        return 1
+    print(f"healthy: {url}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mailbox-server", description=__doc__)
     commands = parser.add_subparsers(dest="command")
@@ -88,10 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--host", help="address to bind (default 127.0.0.1, MAILBOX_HOST)")
         p.add_argument("--port", type=int, help="port (default 8000, MAILBOX_PORT)")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    check = commands.add_parser(
+        "health", help="exit 0 if the server and its database are up (for health checks)"
+    )
+    check.add_argument("--url", help="default http://127.0.0.1:MAILBOX_PORT/health")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = _settings(args)
+        if args.command == "health":
+            return health(settings, args.url)
         if args.command == "migrate":
             asyncio.run(migrate(settings))
             print("database schema is up to date", file=sys.stderr)

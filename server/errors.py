@@ -10,9 +10,16 @@ MailboxError                      the root; carries status, stable code, message
 ├── InvalidInput                  400/422 cannot_connect_to_self, subject_required, ...
 ├── PayloadTooLarge               413 payload_too_large
 └── RateLimited                   429/503 rate_limited, pending_limit_reached, overloaded
+
+ConfigurationError                apart: the server cannot start as configured (never
+                                  an HTTP answer; the CLI prints it as one line)
 """
 
 from __future__ import annotations
+
+
+class ConfigurationError(Exception):
+    """The server cannot start as configured; the message says what to change."""
 
 
 class MailboxError(Exception):

@@ -11,8 +11,32 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./mailbox.db"
+
+# Secrets copied from an example file unchanged: refused, since a server started with
+# one is open to anyone who read the same example.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "password",
+        "secret",
+        "example",
+        "placeholder",
+        "xxx",
+        "todo",
+        "replace-me",
+        "replaceme",
+    }
+)
+
+
+def is_placeholder(secret: str) -> bool:
+    text = secret.strip().lower()
+    return text in PLACEHOLDER_SECRETS or (text.startswith("<") and text.endswith(">"))
 
 
 class Settings(BaseSettings):
@@ -101,6 +125,27 @@ class Settings(BaseSettings):
                 "DATABASE_URL must name a SQLite file, e.g. sqlite+aiosqlite:///./mailbox.db"
             )
         return url
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_placeholder_password(cls, url: str) -> str:
+        password = make_url(url).password if url.startswith("postgresql") else None
+        if password is not None and is_placeholder(password):
+            raise ValueError(
+                f"the database password is a placeholder ({password!r}): set a real secret, "
+                "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return url
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _no_placeholder_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and any(is_placeholder(k) for k in key.get_secret_value().split(",")):
+            raise ValueError(
+                "MAILBOX_ENCRYPTION_KEY is a placeholder: make a key with python3 -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+        return key
 
     @field_validator("trust_forwarded_for")
     @classmethod

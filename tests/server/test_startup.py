@@ -13,13 +13,16 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
-from server.app import ConfigurationError, create_app
+from server.app import ConfigurationError, create_app, create_fastapi_app
 from server.settings import Settings
 from tests.helpers import connect_agents, register
 from tests.servers import (
     POSTGRES_ADMIN_URL,
+    ServerProcess,
     ServerThread,
+    free_port,
     postgres_database,
+    server_env,
     server_settings,
     sqlite_url,
 )
@@ -119,6 +122,7 @@ def test_health_reports_the_database(postgres_available: None) -> None:
             import httpx
 
             assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "database": "ok"}
+            assert health_command(server.url).returncode == 0
             name = url.rsplit("/", 1)[1]
 
             async def drop() -> None:
@@ -132,3 +136,58 @@ def test_health_reports_the_database(postgres_available: None) -> None:
             down = httpx.get(f"{server.url}/health", timeout=10)
             assert down.status_code == 503
             assert down.json() == {"status": "unavailable", "database": "unreachable"}
+            # `mailbox-server health`, the deploy files' health check, fails with it.
+            failing = health_command(server.url)
+            assert failing.returncode == 1
+            assert "unhealthy" in failing.stdout + failing.stderr
+
+
+def health_command(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "health", "--url", f"{url}/health"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_health_command_fails_when_no_server_answers() -> None:
+    result = health_command(f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "unhealthy" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_process_on_the_same_sqlite_file_is_refused_until_the_first_is_gone(
+    tmp_path: Path,
+) -> None:
+    settings = server_settings(sqlite_url(tmp_path))
+    first = ServerProcess(settings).start()
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "server"],
+            env={**server_env(settings), "MAILBOX_PORT": str(free_port())},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2
+        assert "another server process is using" in second.stderr
+        assert "PostgreSQL" in second.stderr
+        assert "Traceback" not in second.stderr
+        # The app takes the lock itself too, so a server started another way (uvicorn
+        # on the app) is refused at start-up as well.
+        app = create_fastapi_app(server_settings(sqlite_url(tmp_path)))
+
+        async def start_up() -> None:
+            async with app.router.lifespan_context(app):
+                pass
+
+        with pytest.raises(ConfigurationError, match="another server process"):
+            asyncio.run(start_up())
+    finally:
+        first.kill()
+    # The kernel drops the lock with the process, even a killed one: no stale lock.
+    with ServerThread(settings) as server:
+        assert register(server.url).name
+    assert stat.S_IMODE((tmp_path / "mailbox.db.lock").stat().st_mode) == 0o600

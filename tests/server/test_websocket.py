@@ -44,8 +44,8 @@ def test_a_non_auth_first_frame_is_closed_with_4001(server: ServerThread) -> Non
         assert _close_code(ws) == 4001
 
 
-def test_no_auth_in_time_is_closed_with_4008(database_url: str, tmp_path: object) -> None:
-    settings = server_settings(database_url, MAILBOX_WS_AUTH_TIMEOUT=0.3)
+def test_no_auth_in_time_is_closed_with_4008(fresh_database_url: str) -> None:
+    settings = server_settings(fresh_database_url, MAILBOX_WS_AUTH_TIMEOUT=0.3)
     with ServerThread(settings) as quick, Socket(quick.ws_url) as ws:
         assert _close_code(ws) == 4008
 
