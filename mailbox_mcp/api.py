@@ -102,6 +102,15 @@ class MailboxAPI:
     async def revoke(self, peer: str) -> dict[str, Any]:
         return await self._call("DELETE", f"/connections/{peer}")
 
+    async def block(self, agent_name: str) -> dict[str, Any]:
+        return await self._call("POST", "/connections/blocks", json={"agent_name": agent_name})
+
+    async def unblock(self, agent_name: str) -> dict[str, Any]:
+        return await self._call("DELETE", f"/connections/blocks/{agent_name}")
+
+    async def blocks(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/connections/blocks"))["blocks"]
+
     # --- messages -------------------------------------------------------------------
     async def send(
         self,

@@ -170,6 +170,39 @@ async def _revoke(settings: BridgeSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _block(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        blocked = await api.block(args.agent)
+    # Blocking also revokes a connection: its reply handles stop working too.
+    ledger = Ledger(settings.state_dir)
+    try:
+        ledger.bump_epoch(blocked["agent_name"])
+    finally:
+        ledger.close()
+    print(
+        f"Blocked {blocked['agent_name']}: its connection requests are refused silently "
+        "and any connection with it is revoked. Undo with `mailbox-mcp unblock NAME`."
+    )
+    return 0
+
+
+async def _unblock(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        await api.unblock(args.agent)
+    print(f"Unblocked {args.agent}.")
+    return 0
+
+
+async def _blocks(settings: BridgeSettings, _args: argparse.Namespace) -> int:
+    async with _api(settings) as api:
+        blocks = await api.blocks()
+    if not blocks:
+        print("No blocked agents.")
+    for b in blocks:
+        print(f"{b['agent_name']}  blocked {b['blocked_at']}")
+    return 0
+
+
 def _audit(settings: BridgeSettings, event: str, **fields: str | None) -> None:
     safety = Safety(settings, settings.resolved_api_key())
     try:
@@ -337,6 +370,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("connections", help="list connected agents")
     p = commands.add_parser("disconnect", help="revoke a connection")
     p.add_argument("peer")
+    p = commands.add_parser(
+        "block", help="refuse an agent's connection requests silently (revokes a connection)"
+    )
+    p.add_argument("agent")
+    p = commands.add_parser("unblock", help="undo a block")
+    p.add_argument("agent")
+    commands.add_parser("blocks", help="list blocked agents")
     commands.add_parser("doctor", help="check server, key, gateway and permissions")
     add_keys_parser(commands)
     add_owner_parsers(commands)
@@ -390,6 +430,9 @@ COMMANDS: dict[str, Command] = {
     "approve": _approve,
     "connections": _connections,
     "disconnect": _revoke,
+    "block": _block,
+    "unblock": _unblock,
+    "blocks": _blocks,
     "doctor": _doctor,
     "keys": run_keys,
     "autonomy": run_autonomy,

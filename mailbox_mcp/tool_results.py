@@ -88,6 +88,10 @@ class HistoryResult(BaseModel):
     participants: list[str]
     sessions: list[SessionView]
     messages: list[WrappedMessage]
+    older_before: str | None = Field(
+        default=None,
+        description="Older messages exist: call again with before set to this value",
+    )
 
 
 class StatusResult(BaseModel):

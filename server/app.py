@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import FastAPI
 from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from .api import agents, connections, directory, health, messages, ws
+from .api import agents, blocks, connections, directory, health, messages, ws
 from .api.errors import BodyLimit, install_error_handlers
 from .api.fast_send import FastSend
 from .api.openapi import install_openapi
@@ -88,7 +89,12 @@ def create_app(settings: Settings) -> ASGIApp:
     path in front of it (outside FastAPI's own middleware, which costs per request)."""
     app = create_fastapi_app(settings)
     outer: ASGIApp = FastSend(app, mailbox=app) if settings.fast_send else app
-    return BodyLimit(outer, limit=settings.max_request_bytes)
+    outer = BodyLimit(outer, limit=settings.max_request_bytes)
+    if settings.proxy_addresses:
+        # Here, not as uvicorn's `proxy_headers` option, so every way of serving the
+        # app (the CLI, the tests' servers) trusts exactly the configured proxies.
+        outer = ProxyHeadersMiddleware(outer, trusted_hosts=settings.proxy_addresses)  # type: ignore[arg-type]
+    return outer
 
 
 def create_fastapi_app(settings: Settings) -> FastAPI:
@@ -143,7 +149,8 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
     app.state.send_gate = SendGate(settings.max_inflight_sends)
     install_error_handlers(app)
     install_openapi(app)
-    for module in (health, agents, connections, messages, directory, ws):
+    # Blocks before connections: `/connections/blocks` must not be read as a peer's name.
+    for module in (health, agents, blocks, connections, messages, directory, ws):
         app.include_router(module.router)
     return app
 
@@ -179,6 +186,8 @@ async def _janitor(services: Services) -> None:
             purged = await purge_expired_idempotency_keys(services)
             if purged:
                 log.info("purged %d expired idempotency keys", purged)
+            await services.registrations.forget_idle()
+            await services.approve_failures.forget_idle()
             if services.pair_messages is not None:
                 services.pair_messages.forget_idle()
         except Exception:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import time
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,6 +30,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for these settings; the tests' servers use the same."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.max_ws_frame_bytes,
+        "ws_ping_interval": settings.ws_ping_interval_seconds,
+        "ws_ping_timeout": settings.ws_ping_interval_seconds,
+        "ws_per_message_deflate": False,
+        # X-Forwarded-For is read by `create_app`, from MAILBOX_TRUSTED_PROXIES only;
+        # uvicorn's own default would trust it from 127.0.0.1 (FORWARDED_ALLOW_IPS).
+        "proxy_headers": False,
+        "server_header": False,
+    }
+
+
 def serve(settings: Settings) -> None:
     import uvicorn
 
@@ -48,19 +66,11 @@ def serve(settings: Settings) -> None:
         target,  # type: ignore[arg-type]
         factory=settings.workers > 1,
         workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
+        **uvicorn_options(settings),
         log_level=settings.log_level,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_ws_frame_bytes,
-        ws_ping_interval=settings.ws_ping_interval_seconds,
-        ws_ping_timeout=settings.ws_ping_interval_seconds,
-        ws_per_message_deflate=False,
-        proxy_headers=settings.trust_forwarded_for,
         # Above info nothing is logged per request, but uvicorn would still format
         # each access line's arguments: skip it entirely then.
         access_log=_logs_requests(settings.log_level),
-        server_header=False,
     )
 
 

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 log = logging.getLogger(__name__)
 
 CHANNEL = "mailbox_events"
+# How often the processes listening on the database are counted (for limits shared
+# between them).
+COUNT_SECONDS = 5.0
 # The listener's health is checked this often; a check that takes longer than this
 # counts as lost. Together they bound how stale a cache can be (contract: 1 s).
 WATCHDOG_SECONDS = 0.4
@@ -53,6 +57,10 @@ MESSAGE = "m"  # m <origin> <agent_id> <seq>: a message for the agent committed
 FRAME = "e"  # e <origin> <agent_id> <frame json>: an event frame for the agent's socket
 SUBSCRIBED = "s"  # s <origin> <agent_id> <socket>: the agent's newest socket is there
 
+_COUNT_LISTENERS = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND application_name = $1"
+)
 NOTIFY_SQL = "SELECT pg_notify('" + CHANNEL + "', :payload)"
 NOTIFY_RAW = "SELECT pg_notify('" + CHANNEL + "', $1)"
 
@@ -107,6 +115,9 @@ class Cluster:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.listening = False
+        self.processes = 1  # server processes listening on this database, this one included
+        self._on_count: list[Callable[[int], None]] = []
+        self._counted_at = 0.0
         self._handlers: list[Handler] = []
         self._on_lost: list[Hook] = []
         self._on_restored: list[Hook] = []
@@ -116,6 +127,10 @@ class Cluster:
 
     def on_event(self, handler: Handler) -> None:
         self._handlers.append(handler)
+
+    def on_count(self, hook: Callable[[int], None]) -> None:
+        """Called with the number of server processes whenever it changes."""
+        self._on_count.append(hook)
 
     def on_lost(self, hook: Hook) -> None:
         """Called when notifications may have been missed (caches must stop trusting)."""
@@ -173,15 +188,31 @@ class Cluster:
             await self._run(self._on_restored)
 
     async def _alive(self) -> bool:
+        """The listener answers (and, now and then, how many processes listen)."""
         connection = self._connection
         if connection is None or connection.is_closed():
             return False
+        count = time.monotonic() - self._counted_at >= COUNT_SECONDS
         try:
             async with asyncio.timeout(WATCHDOG_SECONDS):
-                await connection.fetchval("SELECT 1")
+                if count:
+                    processes = await connection.fetchval(_COUNT_LISTENERS, LISTENER_NAME)
+                else:
+                    await connection.fetchval("SELECT 1")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             return False
+        if count:
+            self._counted_at = time.monotonic()
+            self._set_processes(int(processes))
         return True
+
+    def _set_processes(self, processes: int) -> None:
+        processes = max(1, processes)
+        if processes != self.processes:
+            log.info("%d server processes share this database", processes)
+            self.processes = processes
+            for hook in self._on_count:
+                hook(processes)
 
     async def _mark_lost(self) -> None:
         log.warning("cluster listener lost: caches off until it listens again")

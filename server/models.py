@@ -72,6 +72,31 @@ connection_requests = Table(
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Index("ix_connection_requests_target_code", "target_id", "code_hash"),
     Index("ix_connection_requests_requester_status", "requester_id", "status"),
+    Index("ix_connection_requests_pair_status", "requester_id", "target_id", "status"),
+)
+
+# An owner's block of another agent: its connection requests to the blocker are
+# accepted silently and never shown (migration 0004).
+connection_blocks = Table(
+    "connection_blocks",
+    metadata,
+    Column("blocker_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("blocked_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The limits that count across server processes (server/services/shared_limits.py):
+# one row per reservation in a sliding window; the janitor drops expired ones.
+limit_events = Table(
+    "limit_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kind", String(32), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_limit_events_kind_key_at", "kind", "key", "at"),
 )
 
 # One row per connected pair, agent_low_id < agent_high_id; a revoke deletes it.

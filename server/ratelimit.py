@@ -1,5 +1,11 @@
-"""In-process rate limits: token buckets for request rates, windows for counted events,
-and reserving windows for events that may still fail after they were counted.
+"""In-process rate limits: token buckets for request rates, and reserving windows for
+counted events (registrations, wrong approve codes, messages per pair).
+
+A counted event is never checked before an await and recorded after it: requests
+in flight together would all pass the check (issue 13). `ReservingWindow.reserve`
+checks and takes a slot in one synchronous call, and `release` gives it back when
+the event did not happen. That reserve/release shape is what a shared store
+(a PostgreSQL table) would offer to count across several server processes.
 
 One server process is the design point (see the README); the state lives in
 memory and is bounded by dropping idle entries.
@@ -29,9 +35,18 @@ class TokenBucket:
     """`rate` tokens per second, at most `burst` saved up, per key."""
 
     def __init__(self, rate: float, burst: int) -> None:
+        self.limit_rate = rate
+        self.limit_burst = burst
         self.rate = rate
         self.burst = float(burst)
         self._buckets: dict[str, _Bucket] = {}
+
+    def share(self, processes: int) -> None:
+        """This process's part when `processes` serve the same keys (contract §10): each
+        allows 1/N of the limit, so together they never allow more than the limit."""
+        processes = max(1, processes)
+        self.rate = self.limit_rate / processes
+        self.burst = max(1.0, self.limit_burst / processes)
 
     def take(self, key: str) -> float:
         """Take one token; returns 0 when allowed, else seconds until one is free."""
@@ -52,35 +67,6 @@ class TokenBucket:
         full_after = self.burst / self.rate
         for key in [k for k, b in self._buckets.items() if now - b.updated > full_after]:
             del self._buckets[key]
-
-
-class WindowCounter:
-    """At most `limit` events per key within `window` seconds (sliding)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._events: dict[str, deque[float]] = {}
-
-    def retry_after(self, key: str) -> float:
-        """0 when another event is allowed now, else seconds to wait."""
-        events = self._prune(key, time.monotonic())
-        if len(events) < self.limit:
-            return 0.0
-        return events[0] + self.window - time.monotonic()
-
-    def record(self, key: str) -> None:
-        now = time.monotonic()
-        if key not in self._events and len(self._events) >= _MAX_TRACKED:
-            for stale in [k for k, v in self._events.items() if not v or v[-1] < now - self.window]:
-                del self._events[stale]
-        self._prune(key, now).append(now)
-
-    def _prune(self, key: str, now: float) -> deque[float]:
-        events = self._events.setdefault(key, deque())
-        while events and events[0] <= now - self.window:
-            events.popleft()
-        return events
 
 
 class ReservingWindow(Generic[K]):

@@ -163,6 +163,24 @@ class RevokeResponse(Response):
     peer_agent_name: str
 
 
+class BlockRequest(Request):
+    agent_name: AgentName
+
+
+class Block(Response):
+    agent_name: str
+    blocked_at: datetime
+
+
+class BlockList(Response):
+    blocks: list[Block]
+
+
+class UnblockResponse(Response):
+    status: Literal["unblocked"] = "unblocked"
+    agent_name: str
+
+
 # --- messages -----------------------------------------------------------------
 
 

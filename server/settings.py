@@ -6,6 +6,7 @@ nothing in the server reads the environment on its own.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     # Limits. Every one is configurable; the defaults suit a team of agents.
     max_message_bytes: int = Field(default=64 * 1024, ge=1, alias="MAILBOX_MAX_MESSAGE_BYTES")
     max_request_bytes: int = Field(default=256 * 1024, ge=1024, alias="MAILBOX_MAX_REQUEST_BYTES")
+    # A page of messages (GET /inbox, GET /sessions/{id}/history) ends at its `limit`
+    # or at about this many bytes of JSON, whichever comes first (at least one message).
+    max_page_bytes: int = Field(default=1024 * 1024, ge=1024, alias="MAILBOX_MAX_PAGE_BYTES")
     max_ws_frame_bytes: int = Field(default=64 * 1024, ge=1024, alias="MAILBOX_MAX_WS_FRAME_BYTES")
     registrations_per_hour: int = Field(
         default=20, ge=1, alias="MAILBOX_REGISTRATIONS_PER_HOUR_PER_CLIENT"
@@ -69,6 +73,18 @@ class Settings(BaseSettings):
     # bridges do: messages per sender per recipient in any sliding hour (0: off).
     pair_messages_per_hour: int = Field(default=120, ge=0, alias="MAILBOX_PAIR_MESSAGES_PER_HOUR")
     max_outgoing_pending: int = Field(default=3, ge=1, alias="MAILBOX_MAX_OUTGOING_PENDING")
+    # Pending requests an agent can have waiting for it; past that, new ones are refused
+    # (requests from agents it blocked are not counted, nor shown).
+    max_incoming_pending: int = Field(default=50, ge=1, alias="MAILBOX_MAX_INCOMING_PENDING")
+    # After a target rejects a request, the same requester may ask that target again
+    # only after this long, doubled for each further rejection in 30 days, at most
+    # the maximum (0: no cool-down).
+    rerequest_cooldown_seconds: int = Field(
+        default=3600, ge=0, alias="MAILBOX_REREQUEST_COOLDOWN_SECONDS"
+    )
+    rerequest_cooldown_max_seconds: int = Field(
+        default=7 * 24 * 3600, ge=0, alias="MAILBOX_REREQUEST_COOLDOWN_MAX_SECONDS"
+    )
     connection_code_ttl_seconds: int = Field(default=3600, ge=60, alias="MAILBOX_CODE_TTL_SECONDS")
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=24 * 3600, alias="MAILBOX_IDEMPOTENCY_TTL_SECONDS"
@@ -82,7 +98,13 @@ class Settings(BaseSettings):
 
     # Serve POST /messages/send outside the framework (see server/api/fast_send.py).
     fast_send: bool = Field(default=True, alias="MAILBOX_FAST_SEND")
-    # Behind a reverse proxy, trust X-Forwarded-For for the per-client registration limit.
+    # Behind a reverse proxy: the proxies' addresses or networks, comma separated. Only
+    # a connection from one of them has X-Forwarded-For read, and only the entries
+    # those proxies appended count: the client address is the rightmost entry that is
+    # not a listed proxy (uvicorn's ProxyHeadersMiddleware). Empty: the header is ignored.
+    trusted_proxies: str = Field(default="", alias="MAILBOX_TRUSTED_PROXIES")
+    # Replaced by MAILBOX_TRUSTED_PROXIES: it trusted the leftmost entry, which any
+    # client can write. Set, it refuses the start and names the new setting.
     trust_forwarded_for: bool = Field(default=False, alias="MAILBOX_TRUST_FORWARDED_FOR")
     log_level: str = Field(default="info", alias="MAILBOX_LOG_LEVEL")
 
@@ -126,6 +148,42 @@ class Settings(BaseSettings):
                 "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
             )
         return key
+
+    @field_validator("trust_forwarded_for")
+    @classmethod
+    def _replaced_by_trusted_proxies(cls, trust: bool) -> bool:
+        if trust:
+            # Mapping it to "trust everyone" would keep the hole; guessing the proxy's
+            # address could lock every client into one limit. The operator knows it.
+            raise ValueError(
+                "MAILBOX_TRUST_FORWARDED_FOR is replaced by MAILBOX_TRUSTED_PROXIES: "
+                "list your reverse proxy's addresses or networks (e.g. "
+                "MAILBOX_TRUSTED_PROXIES=127.0.0.1 or 10.0.0.0/8) and unset the old variable"
+            )
+        return trust
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            if entry == "*":
+                raise ValueError(
+                    "MAILBOX_TRUSTED_PROXIES=* would let any client choose its own address; "
+                    "list the proxy's addresses or networks"
+                )
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # uvicorn would take it as a literal that never matches: say so now.
+                raise ValueError(
+                    f"MAILBOX_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+        return value
+
+    @property
+    def proxy_addresses(self) -> list[str]:
+        """The trusted proxies as a list (empty: X-Forwarded-For is ignored)."""
+        return [e.strip() for e in self.trusted_proxies.split(",") if e.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from server.app import create_app
+from server.cli import uvicorn_options
 from server.db import Database
 from server.settings import Settings
 from tests.proxy import RoundRobinProxy
@@ -131,14 +132,8 @@ class ServerThread:
     def start(self, timeout: float = 20) -> ServerThread:
         config = uvicorn.Config(
             create_app(self.settings),
-            host="127.0.0.1",
-            port=self.settings.port,
+            **uvicorn_options(self.settings),
             log_level="warning",
-            ws="websockets-sansio",
-            ws_max_size=self.settings.max_ws_frame_bytes,
-            ws_ping_interval=self.settings.ws_ping_interval_seconds,
-            ws_ping_timeout=self.settings.ws_ping_interval_seconds,
-            ws_per_message_deflate=False,
             lifespan="on",
         )
         self._server = uvicorn.Server(config)

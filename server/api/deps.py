@@ -55,9 +55,10 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 def client_address(request: Request) -> str:
-    svc: Services = request.app.state.services
-    if svc.settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+    """The client's address for per-client limits.
+
+    Behind trusted proxies (MAILBOX_TRUSTED_PROXIES) uvicorn's ProxyHeadersMiddleware,
+    installed by `create_app`, has already replaced it with the address the proxies
+    saw; a client's own X-Forwarded-For entries never reach this far.
+    """
     return request.client.host if request.client else "unknown"

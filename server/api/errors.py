@@ -55,8 +55,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", describe_errors(exc.errors()))
 
 
+UNPARSEABLE_BODY = "the body is not valid JSON (UTF-8)"
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI answers 400 for a body it could not decode (bytes that are not UTF-8)
+        # but 422 for one that is not JSON; the send fast path answers both with 422.
+        # The contract's table has `validation_error` 422 for a bad body and no 400
+        # for it, so every route says the same.
+        return error_response(422, "validation_error", UNPARSEABLE_BODY)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code
     if exc.status_code == 404 and message == "Not Found":

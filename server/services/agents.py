@@ -18,8 +18,10 @@ from .context import AgentRef, Services
 async def register(
     svc: Services, body: schemas.RegisterRequest, client: str
 ) -> schemas.RegisterResponse:
-    wait = svc.registrations.retry_after(client)
-    if wait > 0:
+    # The slot is taken before the insert's await, so concurrent registrations from
+    # one address cannot all pass; a refused one (name taken, or a failure) gives it back.
+    slot, wait = await svc.registrations.reserve(client)
+    if slot is None:
         raise RateLimited("too many registrations from this address; try later", retry_after=wait)
     api_key = new_api_key()
     agent_id = str(uuid.uuid4())
@@ -36,8 +38,11 @@ async def register(
                 )
             )
     except IntegrityError:
+        await svc.registrations.release(client, slot)
         raise Conflict(f"the name {body.name!r} is taken", code="name_taken") from None
-    svc.registrations.record(client)
+    except BaseException:
+        await svc.registrations.release(client, slot)
+        raise
     svc.remember_agent(AgentRef(agent_id, body.name))
     return schemas.RegisterResponse(agent_id=agent_id, name=body.name, api_key=api_key)
 

@@ -35,6 +35,7 @@ class ClusterEvents:
 
     def attach(self, channel: cluster.Cluster) -> None:
         channel.on_event(self.handle)
+        channel.on_count(self.svc.request_rate.share)
         channel.on_lost(self.lost)
         channel.on_restored(self.restored)
 

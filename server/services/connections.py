@@ -21,7 +21,7 @@ from ..clock import as_utc, utcnow
 from ..errors import Conflict, Gone, InvalidInput, NotFound, RateLimited
 from ..models import agents, connection_requests, connections
 from . import agents as agent_service
-from . import cluster_events, frames
+from . import blocks, cluster_events, frames, request_limits
 from .code_scrub import scrub_codes
 from .context import AgentRef, Services, pair
 
@@ -79,8 +79,18 @@ async def request(
     request_id = str(uuid.uuid4())
     expires_at = now + timedelta(seconds=svc.settings.connection_code_ttl_seconds)
     async with svc.db.write() as conn:
-        # Lock the requester's row so two concurrent requests cannot both pass the limit.
-        await conn.execute(select(agents.c.id).where(agents.c.id == requester.id).with_for_update())
+        # Lock both rows, in id order (no deadlock between crossed requests), so two
+        # concurrent requests cannot both pass the requester's or the target's limit.
+        await conn.execute(
+            select(agents.c.id)
+            .where(agents.c.id.in_([requester.id, target.id]))
+            .order_by(agents.c.id)
+            .with_for_update()
+        )
+        await request_limits.check_cooldown(conn, requester.id, target.id, now, svc.settings)
+        # A blocked requester goes on as if nothing were wrong; only the target's views
+        # leave its request out (see blocks.py), and the target's limit ignores it.
+        silenced = await blocks.is_blocked(conn, target.id, requester.id)
         pending = (
             await conn.execute(
                 select(connection_requests.c.target_id, connection_requests.c.expires_at).where(
@@ -103,6 +113,8 @@ async def request(
                 code="pending_limit_reached",
                 retry_after=(soonest - now).total_seconds(),
             )
+        if not silenced:
+            await request_limits.check_incoming_room(conn, target.id, now, svc.settings)
         await conn.execute(
             insert(connection_requests).values(
                 id=request_id,
@@ -115,6 +127,13 @@ async def request(
                 created_at=now,
                 expires_at=expires_at,
             )
+        )
+    if silenced:
+        return schemas.ConnectionRequestCreated(
+            request_id=request_id,
+            verification_code=code,
+            target_agent_name=target.name,
+            expires_at=expires_at,
         )
     cluster_events.push_event(
         svc,
@@ -139,6 +158,8 @@ async def request(
 
 
 async def incoming_pending(svc: Services, agent: AgentRef) -> list[schemas.IncomingRequest]:
+    """What waits for the agent's answer, oldest first: never from an agent it blocked,
+    and never more than MAILBOX_MAX_INCOMING_PENDING (new ones are refused past that)."""
     now = utcnow()
     async with svc.db.read() as conn:
         rows = (
@@ -149,8 +170,10 @@ async def incoming_pending(svc: Services, agent: AgentRef) -> list[schemas.Incom
                     connection_requests.c.target_id == agent.id,
                     connection_requests.c.status == "pending",
                     connection_requests.c.expires_at > now,
+                    ~blocks.blocked_by(agent.id, connection_requests.c.requester_id),
                 )
                 .order_by(connection_requests.c.created_at)
+                .limit(svc.settings.max_incoming_pending)
             )
         ).all()
     return [
@@ -201,21 +224,42 @@ async def pending(svc: Services, agent: AgentRef) -> schemas.PendingConnections:
 async def approve(
     svc: Services, target: AgentRef, body: schemas.ApproveRequest
 ) -> schemas.ApproveResponse:
-    wait = svc.approve_failures.retry_after(target.id)
-    if wait > 0:
+    # Every attempt takes a failure slot before its first await, so wrong codes sent
+    # together cannot all be tried before the first is counted; an attempt that was
+    # not a wrong code (approved, expired, already connected) gives its slot back.
+    slot, wait = await svc.approve_failures.reserve(target.id)
+    if slot is None:
         raise RateLimited("too many wrong codes; wait before trying again", retry_after=wait)
-    code = normalise_code(body.verification_code)
+    try:
+        approved = await _connect_with_code(svc, target, body.verification_code)
+    except NotFound as exc:
+        if exc.code != INVALID_CODE:
+            await svc.approve_failures.release(target.id, slot)
+        raise
+    except BaseException:
+        await svc.approve_failures.release(target.id, slot)
+        raise
+    await svc.approve_failures.release(target.id, slot)
+    return approved
+
+
+INVALID_CODE = "invalid_code"
+
+
+async def _connect_with_code(
+    svc: Services, target: AgentRef, verification_code: str
+) -> schemas.ApproveResponse:
+    code = normalise_code(verification_code)
     invalid = NotFound(
         "no pending request to you has that code; ask the requester's owner for it",
-        code="invalid_code",
+        code=INVALID_CODE,
     )
     if not _CODE_PATTERN.match(code):
-        svc.approve_failures.record(target.id)
         raise invalid
     now = utcnow()
     try:
         async with svc.db.write() as conn:
-            row = await _settle_request(conn, target, code, now, invalid, svc)
+            row = await _settle_request(conn, svc, target, code, now, invalid)
             low, high = pair(row.requester_id, target.id)
             await conn.execute(
                 insert(connections).values(
@@ -240,11 +284,11 @@ async def approve(
 
 async def _settle_request(
     conn: AsyncConnection,
+    svc: Services,
     target: AgentRef,
     code: str,
     now: datetime,
     invalid: NotFound,
-    svc: Services,
 ) -> Row:
     """Find the pending request to `target` with `code` and mark it (and its mirror) approved."""
     row = (
@@ -254,6 +298,8 @@ async def _settle_request(
                 connection_requests.c.target_id == target.id,
                 connection_requests.c.code_hash == svc.hashes.connection_code(code),
                 connection_requests.c.status == "pending",
+                # A blocked agent's code approves nothing, whoever passed it on.
+                ~blocks.blocked_by(target.id, connection_requests.c.requester_id),
             )
             .order_by(connection_requests.c.created_at.desc())
             .limit(1)
@@ -261,7 +307,6 @@ async def _settle_request(
         )
     ).first()
     if row is None:
-        svc.approve_failures.record(target.id)
         raise invalid
     if as_utc(row.expires_at) <= now:
         raise Gone(

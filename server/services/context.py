@@ -13,9 +13,9 @@ from ..cache import LRU
 from ..cipher import Cipher
 from ..db import Database
 from ..keyed_hash import KeyedHash
-from ..ratelimit import ReservingWindow, TokenBucket, WindowCounter
+from ..ratelimit import ReservingWindow, TokenBucket
 from ..settings import Settings
-from . import ack_store
+from . import ack_store, shared_limits
 from .ack_buffer import AckBuffer
 from .delivery import Hub
 
@@ -42,8 +42,10 @@ class Services:
     session_info: LRU[str, tuple[str, str, str]] = field(default_factory=lambda: LRU(100_000))
     has_openpgp_key: LRU[str, bool] = field(default_factory=lambda: LRU(50_000))
     request_rate: TokenBucket = field(init=False)
-    registrations: WindowCounter = field(init=False)
-    approve_failures: WindowCounter = field(init=False)
+    # Registrations per client address, and wrong approve codes per agent id.
+    # Counted across server processes on PostgreSQL (shared_limits.py).
+    registrations: shared_limits.Window = field(init=False)
+    approve_failures: shared_limits.Window = field(init=False)
     # Messages per (sender id, recipient id) in the last hour; None when switched off.
     pair_messages: ReservingWindow[tuple[str, str]] | None = field(init=False)
     # WebSocket acks not yet written (see ack_buffer.py).
@@ -58,8 +60,12 @@ class Services:
     def __post_init__(self) -> None:
         s = self.settings
         self.request_rate = TokenBucket(s.requests_per_second, s.request_burst)
-        self.registrations = WindowCounter(s.registrations_per_hour, 3600)
-        self.approve_failures = WindowCounter(s.approve_failures_per_hour, 3600)
+        self.registrations = shared_limits.window(
+            self.db, "registration", s.registrations_per_hour, 3600
+        )
+        self.approve_failures = shared_limits.window(
+            self.db, "approve_failure", s.approve_failures_per_hour, 3600
+        )
         self.pair_messages = (
             ReservingWindow(s.pair_messages_per_hour, 3600) if s.pair_messages_per_hour else None
         )

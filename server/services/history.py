@@ -9,6 +9,7 @@ from ..clock import as_utc
 from ..errors import NotFound
 from ..models import messages, sessions
 from . import agents as agent_service
+from . import page_budget
 from .context import AgentRef, Services
 from .message_views import message_query, to_messages
 
@@ -44,7 +45,10 @@ async def list_sessions(svc: Services, agent: AgentRef, limit: int) -> schemas.S
 async def history(
     svc: Services, agent: AgentRef, session_id: str, limit: int, before: str | None
 ) -> schemas.SessionHistory:
-    """The newest `limit` messages of a session (before a message id, if given), oldest first."""
+    """The newest `limit` messages of a session (before a message id, if given), oldest first.
+
+    A page also ends at MAILBOX_MAX_PAGE_BYTES: the client asks for older ones with
+    `before` set to the oldest message's id until a page comes back empty."""
     async with svc.db.read() as conn:
         session = (
             await conn.execute(
@@ -73,12 +77,26 @@ async def history(
                     and_(messages.c.created_at == anchor.created_at, messages.c.id < anchor.id),
                 )
             )
-        rows = (
+        newest_first = (messages.c.created_at.desc(), messages.c.id.desc())
+        # The newest `limit` messages, or as many of them as fit in the page's bytes
+        # (see page_budget): chosen by stored size first, read in full after.
+        sized = (
             await conn.execute(
-                query.order_by(messages.c.created_at.desc(), messages.c.id.desc()).limit(limit)
+                query.with_only_columns(messages.c.id, page_budget.STORED_SIZE)
+                .order_by(*newest_first)
+                .limit(limit)
             )
         ).all()
-    found = await to_messages(svc, list(reversed(rows)))
+        budget = svc.settings.max_page_bytes
+        chosen = page_budget.fitting(sized, (r.stored_size for r in sized), budget)
+        rows = (
+            await conn.execute(
+                message_query()
+                .where(messages.c.id.in_([r.id for r in chosen]))
+                .order_by(*newest_first)
+            )
+        ).all()
+    found = list(reversed(page_budget.trim_messages(await to_messages(svc, rows), budget)))
     names = await agent_service.names_by_id(svc, {session.agent_low_id, session.agent_high_id})
     return schemas.SessionHistory(
         session_id=session.id,

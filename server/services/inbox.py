@@ -15,7 +15,7 @@ from .. import schemas
 from ..clock import utcnow
 from ..errors import InvalidInput, NotFound
 from ..models import agents, messages
-from . import ack_store
+from . import ack_store, page_budget
 from .context import AgentRef, Services
 from .message_views import message_query, to_messages
 
@@ -28,27 +28,58 @@ async def ack_seq(svc: Services, agent: AgentRef) -> int:
 
 
 async def incoming_after(
-    svc: Services, agent: AgentRef, after: int, unacked_only: bool, limit: int
+    svc: Services,
+    agent: AgentRef,
+    after: int,
+    unacked_only: bool,
+    limit: int,
+    *,
+    max_bytes: int | None = None,
 ) -> list[schemas.Message]:
-    """Incoming messages with seq > `after`, oldest first (optionally only unacknowledged)."""
-    query = message_query().where(messages.c.to_agent_id == agent.id, messages.c.seq > after)
+    """Incoming messages with seq > `after`, oldest first (optionally only unacknowledged);
+    with `max_bytes`, only as many as fit in that many bytes (at least one; see page_budget)."""
+    where = [messages.c.to_agent_id == agent.id, messages.c.seq > after]
     if unacked_only:
-        query = query.where(messages.c.acked_at.is_(None))
+        where.append(messages.c.acked_at.is_(None))
     async with svc.db.read() as conn:
-        rows = (await conn.execute(query.order_by(messages.c.seq).limit(limit))).all()
-    return await to_messages(svc, rows)
+        if max_bytes is None:
+            query = message_query().where(*where).order_by(messages.c.seq).limit(limit)
+        else:
+            sized = (
+                await conn.execute(
+                    select(messages.c.id, page_budget.STORED_SIZE)
+                    .where(*where)
+                    .order_by(messages.c.seq)
+                    .limit(limit)
+                )
+            ).all()
+            chosen = page_budget.fitting(sized, (r.stored_size for r in sized), max_bytes)
+            query = (
+                message_query()
+                .where(messages.c.id.in_([r.id for r in chosen]))
+                .order_by(messages.c.seq)
+            )
+        rows = (await conn.execute(query)).all()
+    found = await to_messages(svc, rows)
+    return found if max_bytes is None else page_budget.trim_messages(found, max_bytes)
 
 
 async def pending_messages(
     svc: Services, agent: AgentRef, since: int | None, limit: int
 ) -> tuple[list[schemas.Message], int]:
-    """Incoming messages after `since`, or those not yet acknowledged; and the next cursor."""
+    """Incoming messages after `since`, or those not yet acknowledged; and the next cursor.
+
+    A page ends at `limit` messages or MAILBOX_MAX_PAGE_BYTES, whichever comes first;
+    `next_since` is the last seq on it, so the next page starts right after it."""
     if since is None:
         after = await ack_seq(svc, agent)
-        found = await incoming_after(svc, agent, after, unacked_only=True, limit=limit)
+        unacked_only = True
     else:
         after = since
-        found = await incoming_after(svc, agent, after, unacked_only=False, limit=limit)
+        unacked_only = False
+    found = await incoming_after(
+        svc, agent, after, unacked_only, limit, max_bytes=svc.settings.max_page_bytes
+    )
     return found, (found[-1].seq if found else after)
 
 

@@ -85,6 +85,10 @@ def test_the_compose_file_is_valid_and_publishes_only_the_proxy(tmp_path: Path) 
         environment = services[name]["environment"]
         assert environment["DATABASE_URL"].startswith("postgresql+asyncpg://mailbox:")
         assert environment["DATABASE_URL"].endswith("@postgres:5432/mailbox")
+    # The servers trust X-Forwarded-For from the proxy's own address, and from nothing else.
+    proxy_address = services["proxy"]["networks"]["default"]["ipv4_address"]
+    assert services["server"]["environment"]["MAILBOX_TRUSTED_PROXIES"] == proxy_address
+    assert "MAILBOX_TRUST_FORWARDED_FOR" not in services["server"]["environment"]
 
 
 def test_compose_refuses_to_start_until_every_secret_is_set(tmp_path: Path) -> None:

@@ -281,6 +281,29 @@ def test_disconnect_from_a_stranger_fails_readably(alice: Owner) -> None:
     assert result.stderr.startswith("mailbox-mcp: ")
 
 
+def test_block_refuses_an_agents_requests_and_unblock_undoes_it(alice: Owner, bob: Owner) -> None:
+    assert bob.run("approve", request_code(alice, bob)).returncode == 0
+
+    blocked = bob.run("block", alice.name)
+
+    assert blocked.returncode == 0, output(blocked)
+    assert alice.name not in bob.run("connections").stdout  # the connection is revoked
+    assert alice.name in bob.run("blocks").stdout
+    request_code(alice, bob)  # looks accepted on alice's side ...
+    assert alice.name not in bob.run("pending").stdout  # ... but bob never sees it
+    unblocked = bob.run("unblock", alice.name)
+    assert unblocked.returncode == 0, output(unblocked)
+    assert "No blocked agents." in bob.run("blocks").stdout
+    assert alice.name in bob.run("pending").stdout
+
+
+def test_unblocking_an_agent_that_is_not_blocked_fails_readably(alice: Owner) -> None:
+    result = alice.run("unblock", unique_name("stranger"))
+
+    assert result.returncode != 0
+    assert result.stderr.startswith("mailbox-mcp: not_found")
+
+
 # -- doctor -------------------------------------------------------------------------
 
 

@@ -122,6 +122,8 @@ ENDPOINTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     ),
     "/connections/approve": ({"verification_code": "AB-123"}, {"verification_code": "str"}),
     "/connections/reject": ({"request_id": "no-such-request"}, {"request_id": "str"}),
+    # A fresh name, never the connected peer: blocking it would revoke the module's pair.
+    "/connections/blocks": ({"agent_name": FRESH}, {"agent_name": "str"}),
     "/messages/send": (
         {"to": PEER, "content": "hello", "subject": "s"},
         {
@@ -175,6 +177,11 @@ OUT_OF_BOUNDS: dict[str, list[tuple[str, Any]]] = {
     ],
     "/connections/approve": [("verification_code", "A" * 33), ("verification_code", "")],
     "/connections/reject": [("request_id", "r" * 65), ("request_id", "")],
+    "/connections/blocks": [
+        ("agent_name", "a" * 33),
+        ("agent_name", "Not-A-Name"),
+        ("agent_name", ""),
+    ],
     "/messages/send": [
         ("to", "t" * 33),
         ("content", ""),
@@ -223,7 +230,13 @@ def _generic_bodies(path: str) -> list[tuple[str, Any, int | None, str | None]]:
     return [
         ("not-json", Raw(b"this is not json"), 422, "validation_error"),
         ("truncated-json", Raw(b'{"' + first.encode() + b'": '), 422, "validation_error"),
-        ("invalid-utf8", Raw(b'{"' + first.encode() + b'": "\xff\xfe\xfd"}'), None, None),
+        # Not UTF-8, so not JSON: the same answer on the FastAPI routes and the send fast path.
+        (
+            "invalid-utf8",
+            Raw(b'{"' + first.encode() + b'": "\xff\xfe\xfd"}'),
+            422,
+            "validation_error",
+        ),
         ("empty-body", Raw(b""), 422, "validation_error"),
         ("json-null", None, 422, "validation_error"),
         ("json-number", 42, 422, "validation_error"),
@@ -412,6 +425,9 @@ PARAM_CASES = [
     ("DELETE", f"/connections/{'n' * 1000}", 422, "validation_error"),
     ("DELETE", "/connections/Not%20A%20Name", 422, "validation_error"),
     ("DELETE", "/connections/no-such-agent-here", 404, "not_found"),
+    ("DELETE", "/connections/blocks/Not%20A%20Name", 422, "validation_error"),
+    ("DELETE", f"/connections/blocks/{'n' * 1000}", 422, "validation_error"),
+    ("DELETE", "/connections/blocks/no-such-agent-here", 404, "not_found"),
     ("GET", f"/public/agents/{LONG}", 422, "validation_error"),
     ("GET", "/public/agents/..%2F..%2Fetc%2Fpasswd", 404, None),
     ("GET", "/public/agents/%E2%98%83", 422, "validation_error"),
@@ -471,6 +487,7 @@ NUL_BODIES = [
     ),
     ("/connections/approve", {"verification_code": "AB\u0000123"}, "verification_code"),
     ("/connections/reject", {"request_id": "a\u0000b"}, "request_id"),
+    ("/connections/blocks", {"agent_name": "a\u0000b"}, "agent_name"),
     ("/messages/send", {"content": "a\u0000b"}, "content"),
     ("/messages/send", {"subject": "a\u0000b"}, "subject"),
     ("/messages/send", {"session_id": "a\u0000b"}, "session_id"),

@@ -22,11 +22,12 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server.cluster import LISTENER_NAME
+from server.cluster import COUNT_SECONDS, LISTENER_NAME
 from tests.helpers import Agent, Socket, _open_clients, connect_agents, register
 from tests.servers import (
     POSTGRES_ADMIN_URL,
     ServerProcess,
+    free_port,
     migrate,
     postgres_database,
     server_env,
@@ -223,3 +224,21 @@ def test_workers_on_sqlite_are_refused_with_the_fix(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--workers needs PostgreSQL" in result.stderr
+
+
+def test_the_per_key_rate_is_shared_between_the_processes(postgres_available: None) -> None:
+    with postgres_database() as url:
+        migrate(url)
+        # A burst of 10 and almost no refill: two processes allow 5 each.
+        first = server_settings(url, MAILBOX_REQUEST_BURST=10, MAILBOX_REQUESTS_PER_SECOND=0.001)
+        second = first.model_copy(update={"port": free_port()})
+        with ServerProcess(first) as a, ServerProcess(second):
+
+            def allowed_per_fresh_key() -> int:
+                agent = register(a.url)
+                return next(
+                    (n for n in range(12) if agent.get("/agents/me").status_code == 429), 12
+                )
+
+            # Each process counts the listeners every few seconds; then each allows half.
+            within(3 * COUNT_SECONDS, lambda: allowed_per_fresh_key() == 5)
