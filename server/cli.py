@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from .app import ConfigurationError, create_app, prepare_schema
 from .db import Database
 from .settings import Settings
+from .ws_protocol import MailboxWebSocketProtocol
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -34,7 +35,7 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        ws="websockets-sansio",
+        ws=MailboxWebSocketProtocol,
         ws_max_size=settings.max_ws_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_seconds,
         ws_ping_timeout=settings.ws_ping_interval_seconds,

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.db import Database
 from server.settings import Settings
+from server.ws_protocol import MailboxWebSocketProtocol
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MAILBOX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -125,7 +126,7 @@ class ServerThread:
             host="127.0.0.1",
             port=self.settings.port,
             log_level="warning",
-            ws="websockets-sansio",
+            ws=MailboxWebSocketProtocol,
             ws_max_size=self.settings.max_ws_frame_bytes,
             ws_ping_interval=self.settings.ws_ping_interval_seconds,
             ws_ping_timeout=self.settings.ws_ping_interval_seconds,

@@ -89,8 +89,10 @@ async def rotate_key(svc: Services, agent: AgentRef) -> schemas.RotateKeyRespons
         await conn.execute(
             update(agents).where(agents.c.id == agent.id).values(api_key_hash=hash_api_key(api_key))
         )
-    # The old key stops working at once: forget it before answering.
+    # The old key stops working at once: forget it before answering, and close the
+    # socket opened with it, which would otherwise keep receiving (and acknowledging).
     svc.agents_by_key_hash.pop(old_hash)
+    svc.hub.close_key(agent.id, old_hash)
     return schemas.RotateKeyResponse(api_key=api_key)
 
 

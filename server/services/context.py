@@ -12,6 +12,7 @@ from ..settings import Settings
 from . import ack_store
 from .ack_buffer import AckBuffer
 from .delivery import Hub
+from .socket_slots import SocketSlots
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,10 @@ class Services:
     pair_messages: ReservingWindow[tuple[str, str]] | None = field(init=False)
     # WebSocket acks not yet written (see ack_buffer.py).
     acks: AckBuffer = field(init=False)
+    # Open WebSockets per client address and per agent, and each agent's frame rate.
+    sockets_per_client: SocketSlots = field(init=False)
+    sockets_per_agent: SocketSlots = field(init=False)
+    ws_frame_rate: TokenBucket = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -57,6 +62,9 @@ class Services:
             await ack_store.advance(db, acks)
 
         self.acks = AckBuffer(write_acks, s.ack_flush_seconds)
+        self.sockets_per_client = SocketSlots(s.ws_max_sockets_per_client)
+        self.sockets_per_agent = SocketSlots(s.ws_max_sockets_per_key)
+        self.ws_frame_rate = TokenBucket(s.ws_frames_per_second, s.ws_frame_burst)
 
     def remember_agent(self, agent: AgentRef) -> None:
         self.agents_by_name.put(agent.name, agent)

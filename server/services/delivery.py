@@ -3,8 +3,8 @@
 The committing task calls `push_*` right after its transaction commits; the
 push only enqueues (it never waits on a slow client). Each subscriber's writer
 drains its own queue, so one slow reader delays nobody else. A subscriber whose
-queue overflows is closed: it reconnects and catches up from the database,
-which is the source of truth. Message frames carry the recipient's `seq`; the
+queue overflows (in frames or in bytes) is closed: it reconnects and catches up
+from the database, which is the source of truth. Message frames carry the recipient's `seq`; the
 writer skips any seq it already sent, which makes the hand-over from backlog
 to live frames exact.
 """
@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4000
+CLOSE_KEY_REVOKED = 4001  # the key it authenticated with was rotated
 CLOSE_OVERFLOW = 1013  # "try again later": the client reconnects and resumes
 
 
@@ -30,31 +32,44 @@ class Subscriber:
 
     __slots__ = (
         "_pending",
+        "_pending_bytes",
         "_waiter",
         "agent_id",
+        "byte_limit",
         "close_code",
         "closed",
+        "key_hash",
         "last_sent_seq",
         "limit",
+        "on_close",
     )
 
-    def __init__(self, agent_id: str, limit: int) -> None:
+    def __init__(self, agent_id: str, key_hash: str, limit: int, byte_limit: int) -> None:
         self.agent_id = agent_id
+        self.key_hash = key_hash
         self.limit = limit
+        self.byte_limit = byte_limit
         self.last_sent_seq = 0
         self.close_code: int | None = None
         self.closed = False
+        # Called once when the hub closes this subscriber, to stop its writer at once
+        # (it may be stuck sending to a client that does not read).
+        self.on_close: Callable[[int], None] | None = None
         self._pending: deque[tuple[int | None, str]] = deque()
+        self._pending_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, seq: int | None, frame: str) -> None:
         if self.closed:
             return
-        if len(self._pending) >= self.limit:
+        # Bounded in bytes too: a thousand large messages are tens of megabytes.
+        # (Characters, which is bytes for the ASCII-escaped JSON most frames are.)
+        if len(self._pending) >= self.limit or self._pending_bytes + len(frame) > self.byte_limit:
             log.warning("subscriber for %s is too slow; closing it to resume later", self.agent_id)
             self.close(CLOSE_OVERFLOW)
             return
         self._pending.append((seq, frame))
+        self._pending_bytes += len(frame)
         self._wake()
 
     async def next(self) -> tuple[int | None, str] | None:
@@ -67,7 +82,9 @@ class Subscriber:
                 self._waiter = None
         if self.closed:
             return None
-        return self._pending.popleft()
+        item = self._pending.popleft()
+        self._pending_bytes -= len(item[1])
+        return item
 
     def close(self, code: int) -> None:
         """Stop this subscriber: its writer sends nothing more (not even queued frames,
@@ -77,7 +94,10 @@ class Subscriber:
         self.close_code = code
         self.closed = True
         self._pending.clear()
+        self._pending_bytes = 0
         self._wake()
+        if self.on_close is not None:
+            self.on_close(code)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -85,13 +105,14 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, queue_bytes: int) -> None:
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self._subscribers: dict[str, Subscriber] = {}
 
-    def subscribe(self, agent_id: str) -> Subscriber:
+    def subscribe(self, agent_id: str, key_hash: str) -> Subscriber:
         """Register a new subscriber; an older one of the same agent is replaced (4000)."""
-        subscriber = Subscriber(agent_id, self.queue_size)
+        subscriber = Subscriber(agent_id, key_hash, self.queue_size, self.queue_bytes)
         previous = self._subscribers.get(agent_id)
         self._subscribers[agent_id] = subscriber
         if previous is not None:
@@ -111,6 +132,12 @@ class Hub:
         subscriber = self._subscribers.get(agent_id)
         if subscriber is not None:
             subscriber.offer(None, frame)
+
+    def close_key(self, agent_id: str, key_hash: str) -> None:
+        """Close the socket authenticated with this (just rotated) key, if any (4001)."""
+        subscriber = self._subscribers.get(agent_id)
+        if subscriber is not None and subscriber.key_hash == key_hash:
+            subscriber.close(CLOSE_KEY_REVOKED)
 
     def close_all(self) -> None:
         for subscriber in list(self._subscribers.values()):
