@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     ws_send_timeout_seconds: float = Field(default=30.0, gt=0, alias="MAILBOX_WS_SEND_TIMEOUT")
     # Open sockets at once, per agent and per client address (authenticated or not);
     # past either the newest is closed with 4029. A newer socket of an agent still
-    # replaces the older (4000): the per-agent cap only counts sockets still closing.
-    ws_max_sockets_per_key: int = Field(default=4, ge=1, alias="MAILBOX_WS_MAX_SOCKETS_PER_KEY")
+    # replaces the older (4000), which closes at once: so at least 2 per agent, and the
+    # cap only bites when sockets are opened faster than the replaced ones close.
+    ws_max_sockets_per_key: int = Field(default=4, ge=2, alias="MAILBOX_WS_MAX_SOCKETS_PER_KEY")
     ws_max_sockets_per_client: int = Field(
         default=256, ge=1, alias="MAILBOX_WS_MAX_SOCKETS_PER_CLIENT"
     )

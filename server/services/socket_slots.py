@@ -38,3 +38,7 @@ class SocketSlots:
 
     def open(self, key: str) -> int:
         return self._open.get(key, 0)
+
+    def __len__(self) -> int:
+        """How many keys have a socket open."""
+        return len(self._open)
