@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default=1024 * 1024, ge=64 * 1024, alias="MAILBOX_WS_SEND_QUEUE_BYTES"
     )
     ws_backlog_page_bytes: int = Field(
-        default=1024 * 1024, ge=64 * 1024, alias="MAILBOX_WS_BACKLOG_PAGE_BYTES"
+        default=256 * 1024, ge=64 * 1024, alias="MAILBOX_WS_BACKLOG_PAGE_BYTES"
     )
     # A send that cannot start for this long (the client stopped reading and the buffers
     # are full) closes the socket with 1013; the client reconnects and is replayed.
