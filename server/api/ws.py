@@ -114,6 +114,7 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, auth: Aut
     # Replaced, key rotated, queue overflowing: the writer stops at once, even in the
     # middle of a backlog page or of a send the client is not reading.
     subscriber.on_close = lambda code: writer.cancel()
+    writer.add_done_callback(lambda task: _say_why_if_stopped(task, websocket, subscriber))
     try:
         await _send(websocket, svc, frames.auth_ok(agent.id, agent.name))
         await _read(websocket, svc, agent)
@@ -182,13 +183,6 @@ async def _write(
                     continue
                 subscriber.last_sent_seq = seq
             await _send(websocket, svc, frame)
-    except asyncio.CancelledError:
-        if subscriber.close_code in (None, 1000):
-            raise  # the socket is ending anyway
-        # Cancelled by the hub, to stop now: say why below.
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
     except (WebSocketDisconnect, OSError, RuntimeError):
         return
     except _TooSlow:
@@ -199,9 +193,22 @@ async def _write(
         await _close(websocket, CLOSE_SERVER_ERROR, "internal error; reconnect")
         return
     if subscriber.close_code is not None and subscriber.close_code != 1000:
-        # Replaced (4000), key rotated (4001), too slow (1013) or shutting down (1001):
-        # say so and close, which also ends the reader.
         await _close(websocket, subscriber.close_code, _REASONS.get(subscriber.close_code, ""))
+
+
+# Closes started from a callback; kept here so none is collected before it ran.
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _say_why_if_stopped(writer: asyncio.Task[None], websocket: WebSocket, sub: Subscriber) -> None:
+    """When the hub stopped the writer (replaced 4000, key rotated 4001, too slow 1013,
+    shutting down 1001), close with that code, which also ends the reader. A callback,
+    not the writer itself: a writer cancelled before its first step runs no code."""
+    code = sub.close_code
+    if writer.cancelled() and code is not None and code != 1000:
+        task = asyncio.ensure_future(_close(websocket, code, _REASONS.get(code, "")))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
 
 async def _send_backlog(
@@ -222,7 +229,6 @@ async def _send_backlog(
             message = page.pop()
             await _send(websocket, svc, frames.message(message))
             subscriber.last_sent_seq = message.seq
-        del message
 
 
 # An ack as clients write it (compact, or with json.dumps' default spaces), read
