@@ -9,8 +9,10 @@ then opens one WebSocket per agent that authenticates and never reads again
 (a 4 KiB receive buffer, as a stuck or hostile client has). Samples the
 server's resident memory every 0.25 s for `--hold` seconds (past the send
 deadline, `MAILBOX_WS_SEND_TIMEOUT`, after which the server lets them go),
-prints baseline, peak and end, and the close codes the sockets got. Then one
-agent reconnects with a reading client: every message must come back.
+prints baseline, peak and end, and how each socket ended (a close code, cut
+off, or still open); `--rounds` does it again with the same agents, to show
+the memory is reused, not grown. Then one agent reconnects with a reading
+client: every message must come back.
 
 What bounds the peak, per socket: one backlog page (`MAILBOX_WS_BACKLOG_PAGE_BYTES`
 of stored, encrypted content, held while decrypted: about 1.75 times that at
@@ -89,17 +91,24 @@ async def stuck_sockets(url: str, pid: int, keys: list[str], hold: float) -> Non
         f"peak +{(peak - before) / 1024:.1f} MiB ({(peak - before) / len(keys):.0f} KiB per "
         f"socket) at {peak_at:.0f} s, +{(end - before) / 1024:.1f} MiB after {hold:.0f} s"
     )
-    codes: Counter[int | None] = Counter()
+    endings: Counter[str] = Counter()
     for ws in sockets:
-        try:
-            async with asyncio.timeout(10):
-                while await ws.recv_text() is not None:
-                    pass
-        except (TimeoutError, OSError, asyncio.IncompleteReadError):
-            pass
-        codes[ws.close_code] += 1
+        endings[await _ending(ws)] += 1
         await ws.close()
-    print(f"  close codes the sockets found once they read: {dict(codes)}")
+    print(f"  how the sockets ended, read after {hold:.0f} s: {dict(endings)}")
+
+
+async def _ending(ws: RawWebSocket) -> str:
+    """What a stuck socket finds once it reads: a close code, cut off, or still open."""
+    try:
+        async with asyncio.timeout(10):
+            while await ws.recv_text() is not None:
+                pass
+    except TimeoutError:
+        return "still open"
+    except (OSError, asyncio.IncompleteReadError):
+        return "cut off"
+    return f"close {ws.close_code}"
 
 
 async def replayed(url: str, key: str, pending: int) -> None:
@@ -125,15 +134,21 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=50)
     parser.add_argument("--pending", type=int, default=1000)
     parser.add_argument("--size", type=int, default=43_000)
-    parser.add_argument("--hold", type=float, default=45, help="seconds to watch")
+    parser.add_argument("--hold", type=float, default=45, help="seconds to watch each round")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="the same agents get stuck again: memory reused?"
+    )
+    parser.add_argument("--page-bytes", type=int, help="MAILBOX_WS_BACKLOG_PAGE_BYTES")
     args = parser.parse_args()
+    env = {} if args.page_bytes is None else {"MAILBOX_WS_BACKLOG_PAGE_BYTES": str(args.page_bytes)}
     print(
         f"{args.backend}: {args.sockets} sockets that never read, "
-        f"{args.pending} pending messages of {args.size} bytes each"
+        f"{args.pending} pending messages of {args.size} bytes each, {env or 'default settings'}"
     )
-    with database(args.backend) as url, server_process(url) as (base, process):
+    with database(args.backend) as url, server_process(url, **env) as (base, process):
         keys = asyncio.run(queue_messages(base, args.sockets, args.pending, args.size))
-        asyncio.run(stuck_sockets(base, process.pid, keys, args.hold))
+        for _ in range(args.rounds):
+            asyncio.run(stuck_sockets(base, process.pid, keys, args.hold))
         asyncio.run(replayed(base, keys[0], args.pending))
 
 

@@ -90,6 +90,11 @@ async def _authenticate_and_serve(websocket: WebSocket, svc: Services) -> None:
     except Unauthorized as exc:
         await websocket.close(CLOSE_BAD_AUTH, exc.message)
         return
+    except Exception:
+        # The database, most likely: a close the client reconnects on, not a dead socket.
+        log.exception("websocket auth failed")
+        await _close(websocket, CLOSE_SERVER_ERROR, "the server could not check the key; reconnect")
+        return
     # Opening a socket is a request like any other; an agent may have a few open at
     # once (a replaced one still closing), not an unbounded number.
     if svc.request_rate.take(agent.id) > 0:
