@@ -40,27 +40,29 @@ def _queue(sender: Agent, recipient: Agent, count: int) -> None:
         sender.send(recipient, f"{i:05d}{BIG}")
 
 
-def _wait_until_admitted(server: ServerThread, probe: Agent, timeout: float = 15) -> None:
-    """Open sockets until one is let in: with one socket allowed per address, that
-    happens once the server has let go of the one before."""
+def _admitted(server: ServerThread, agent: Agent, timeout: float = 15) -> Socket:
+    """An authenticated socket of `agent`, opened again until one is let in: with one
+    socket allowed per address, that happens once the server let go of the one before."""
     deadline = time.monotonic() + timeout
     while True:
         ws = Socket(server.ws_url)
         try:
-            if ws.auth(probe.api_key)["type"] == "auth_ok":
-                return
+            if ws.auth(agent.api_key)["type"] == "auth_ok":
+                return ws
         except ConnectionClosed:
             assert ws.conn.close_code == 4029, ws.conn.close_code
-        finally:
-            with contextlib.suppress(ConnectionClosed):
-                ws.close()
+        with contextlib.suppress(ConnectionClosed):
+            ws.close()
         if time.monotonic() > deadline:
-            raise TimeoutError("the server kept the stuck socket open")
+            raise TimeoutError("the server kept the socket before open")
+
+
+def _wait_until_admitted(server: ServerThread, probe: Agent) -> None:
+    _admitted(server, probe).close()
 
 
 def _replayed_in_full(server: ServerThread, recipient: Agent, count: int) -> list[int]:
-    with Socket(server.ws_url) as ws:
-        ws.auth(recipient.api_key)
+    with _admitted(server, recipient) as ws:
         return [ws.recv_type("message", timeout=10)["message"]["seq"] for _ in range(count)]
 
 
