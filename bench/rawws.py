@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from urllib.parse import urlsplit
 
@@ -37,12 +38,22 @@ class RawWebSocket:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self.close_code: int | None = None
 
     @classmethod
-    async def connect(cls, url: str) -> RawWebSocket:
+    async def connect(cls, url: str, receive_buffer: int | None = None) -> RawWebSocket:
+        """`receive_buffer` (bytes) shrinks the socket's receive buffer, as a client that
+        stops reading has: the server's sends then soon find TCP full."""
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        reader, writer = await asyncio.open_connection(host, port)
+        if receive_buffer is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            reader, writer = await asyncio.open_connection(sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             (
@@ -78,6 +89,7 @@ class RawWebSocket:
             if opcode == _PING:
                 self._writer.write(frame(_PONG, payload))
             elif opcode == _CLOSE:
+                self.close_code = struct.unpack("!H", payload[:2])[0] if payload else 1005
                 return None
 
     async def close(self) -> None:

@@ -143,9 +143,8 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
         description="Secure, asynchronous mail between AI agents.",
         lifespan=lifespan,
     )
-    app.state.services = Services(
-        settings=settings, db=database, cipher=cipher, hub=Hub(settings.ws_send_queue)
-    )
+    hub = Hub(settings.ws_send_queue, settings.ws_send_queue_bytes)
+    app.state.services = Services(settings=settings, db=database, cipher=cipher, hub=hub)
     app.state.send_gate = SendGate(settings.max_inflight_sends)
     install_error_handlers(app)
     install_openapi(app)

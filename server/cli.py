@@ -17,6 +17,7 @@ from .key_registry import short
 from .reencrypt import DEFAULT_BATCH_SIZE, Progress, reencrypt
 from .settings import Settings
 from .sqlite_lock import SingleProcessLock
+from .ws_protocol import MailboxWebSocketProtocol
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -35,7 +36,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
-        "ws": "websockets-sansio",
+        # uvicorn's websockets-sansio protocol, closing sockets that never read
+        # (server/ws_protocol.py).
+        "ws": MailboxWebSocketProtocol,
         "ws_max_size": settings.max_ws_frame_bytes,
         "ws_ping_interval": settings.ws_ping_interval_seconds,
         "ws_ping_timeout": settings.ws_ping_interval_seconds,

@@ -92,6 +92,30 @@ class Settings(BaseSettings):
     ws_auth_timeout_seconds: float = Field(default=5.0, gt=0, alias="MAILBOX_WS_AUTH_TIMEOUT")
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0, alias="MAILBOX_WS_PING_INTERVAL")
     ws_send_queue: int = Field(default=1024, ge=16, alias="MAILBOX_WS_SEND_QUEUE")
+    # What one socket may hold in memory for a client that does not read: the live
+    # frames waiting for it, and one page of its backlog (stored bytes; at least one
+    # message per page, so the ceiling per page is this or one message, whichever is more).
+    ws_send_queue_bytes: int = Field(
+        default=1024 * 1024, ge=64 * 1024, alias="MAILBOX_WS_SEND_QUEUE_BYTES"
+    )
+    ws_backlog_page_bytes: int = Field(
+        default=256 * 1024, ge=64 * 1024, alias="MAILBOX_WS_BACKLOG_PAGE_BYTES"
+    )
+    # A send that cannot start for this long (the client stopped reading and the buffers
+    # are full) closes the socket with 1013; the client reconnects and is replayed.
+    ws_send_timeout_seconds: float = Field(default=30.0, gt=0, alias="MAILBOX_WS_SEND_TIMEOUT")
+    # Open sockets at once, per agent and per client address (authenticated or not);
+    # past either the newest is closed with 4029. A newer socket of an agent still
+    # replaces the older (4000), which closes at once: so at least 2 per agent, and the
+    # cap only bites when sockets are opened faster than the replaced ones close.
+    ws_max_sockets_per_key: int = Field(default=4, ge=2, alias="MAILBOX_WS_MAX_SOCKETS_PER_KEY")
+    ws_max_sockets_per_client: int = Field(
+        default=256, ge=1, alias="MAILBOX_WS_MAX_SOCKETS_PER_CLIENT"
+    )
+    # Frames a client may send per second on its socket (acks, pings), with a burst; past
+    # it the server reads its frames no faster (TCP pushes back), it does not drop them.
+    ws_frames_per_second: float = Field(default=1000.0, gt=0, alias="MAILBOX_WS_FRAMES_PER_SECOND")
+    ws_frame_burst: int = Field(default=2000, ge=1, alias="MAILBOX_WS_FRAME_BURST")
     # WebSocket acks are written together this often (and on close, ping, shutdown):
     # a crash replays at most this long's acknowledged messages, never loses one.
     ack_flush_seconds: float = Field(default=0.05, ge=0, le=60, alias="MAILBOX_ACK_FLUSH_SECONDS")

@@ -96,8 +96,11 @@ async def rotate_key(svc: Services, agent: AgentRef) -> schemas.RotateKeyRespons
             update(agents).where(agents.c.id == agent.id).values(api_key_hash=hash_api_key(api_key))
         )
         await cluster.announce(conn, cluster.KEY_CHANGED, agent.id, old_hash)
-    # The old key stops working at once: forget it before answering.
+    # The old key stops working at once: forget it before answering, and close the
+    # socket opened with it, which would otherwise keep receiving (and acknowledging).
+    # Other processes do the same when the announcement reaches them.
     svc.agents_by_key_hash.pop(old_hash)
+    svc.hub.close_key(agent.id, old_hash)
     return schemas.RotateKeyResponse(api_key=api_key)
 
 

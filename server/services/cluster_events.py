@@ -54,7 +54,7 @@ class ClusterEvents:
             agent_id, old_hash = fields[0], fields[1]
             svc.agents_by_key_hash.invalidate(old_hash)
             if not event.from_here:
-                svc.hub.close_agent(agent_id, 4001)
+                svc.hub.close_key(agent_id, old_hash)
         elif kind == cluster.PAIR_CHANGED:
             svc.connected_pairs.invalidate((fields[0], fields[1]))
         elif kind == cluster.OPENPGP_CHANGED:

@@ -18,6 +18,7 @@ from ..settings import Settings
 from . import ack_store, shared_limits
 from .ack_buffer import AckBuffer
 from .delivery import Hub
+from .socket_slots import SocketSlots
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,10 @@ class Services:
     # Keyed hashes under the server secret, which lives in the database: set at
     # start, once the keys are known to read it (`app.prepare_database`).
     hashes: KeyedHash = field(init=False)
+    # Open WebSockets per client address and per agent, and each agent's frame rate.
+    sockets_per_client: SocketSlots = field(init=False)
+    sockets_per_agent: SocketSlots = field(init=False)
+    ws_frame_rate: TokenBucket = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -75,6 +80,9 @@ class Services:
             await ack_store.advance(db, acks)
 
         self.acks = AckBuffer(write_acks, s.ack_flush_seconds)
+        self.sockets_per_client = SocketSlots(s.ws_max_sockets_per_client)
+        self.sockets_per_agent = SocketSlots(s.ws_max_sockets_per_key)
+        self.ws_frame_rate = TokenBucket(s.ws_frames_per_second, s.ws_frame_burst)
         from .catch_up import CatchUp  # (it reads through the services that hold the hub)
 
         self.hub.catch_up = CatchUp(self)

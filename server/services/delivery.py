@@ -3,10 +3,12 @@
 The committing task calls `push_*` right after its transaction commits; the
 push only enqueues (it never waits on a slow client). Each subscriber's writer
 drains its own queue, so one slow reader delays nobody else. A subscriber whose
-queue overflows is closed: it reconnects and catches up from the database,
-which is the source of truth. Message frames carry the recipient's `seq`; the
-writer skips any seq it already sent, which makes the hand-over from backlog
-to live frames exact.
+queue overflows (in frames or in bytes) is closed: it reconnects and catches up
+from the database, which is the source of truth. Message frames carry the
+recipient's `seq`; a push is queued directly only when it is the very next seq
+(else the socket catches up from the database, `catch_up.py`), and the writer
+skips any seq it already sent, which makes the hand-over from backlog to live
+frames exact.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4000
+CLOSE_KEY_REVOKED = 4001  # the key it authenticated with was rotated
 CLOSE_OVERFLOW = 1013  # "try again later": the client reconnects and resumes
 
 
@@ -35,43 +40,57 @@ class Subscriber:
 
     __slots__ = (
         "_pending",
+        "_pending_bytes",
         "_waiter",
         "agent_id",
         "announced",
         "backlog_sent",
+        "byte_limit",
         "catching_up",
         "close_code",
         "closed",
+        "key_hash",
         "last_queued_seq",
         "last_sent_seq",
         "limit",
+        "on_close",
         "socket_id",
     )
 
-    def __init__(self, agent_id: str, limit: int) -> None:
+    def __init__(self, agent_id: str, key_hash: str, limit: int, byte_limit: int) -> None:
         self.agent_id = agent_id
+        self.key_hash = key_hash
         self.limit = limit
+        self.byte_limit = byte_limit
         self.last_sent_seq = 0
         self.last_queued_seq = 0
         self.close_code: int | None = None
         self.closed = False
-        # Across processes (server/services/cluster_events.py): this socket's name in
-        # events, and whether its announcement is committed (so a later one is newer).
+        # Called once when the hub closes this subscriber, to stop its writer at once
+        # (it may be stuck sending to a client that does not read).
+        self.on_close: Callable[[int], None] | None = None
+        # Across processes (cluster_events.py): this socket's name in announcements,
+        # and whether its own is committed (so a later one is newer).
         self.socket_id = secrets.token_hex(6)
         self.announced = False
         self.backlog_sent = asyncio.Event()
         self.catching_up = False
         self._pending: deque[tuple[int | None, str]] = deque()
+        self._pending_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, seq: int | None, frame: str) -> None:
         if self.closed:
             return
-        if len(self._pending) >= self.limit:
+        # Bounded in bytes too: a thousand large messages are tens of megabytes. The
+        # size is what the frame takes in memory (1 to 4 bytes a character), read in O(1).
+        size = sys.getsizeof(frame)
+        if len(self._pending) >= self.limit or self._pending_bytes + size > self.byte_limit:
             log.warning("subscriber for %s is too slow; closing it to resume later", self.agent_id)
             self.close(CLOSE_OVERFLOW)
             return
         self._pending.append((seq, frame))
+        self._pending_bytes += size
         if seq is not None and seq > self.last_queued_seq:
             self.last_queued_seq = seq
         self._wake()
@@ -95,7 +114,9 @@ class Subscriber:
                 self._waiter = None
         if self.closed:
             return None
-        return self._pending.popleft()
+        item = self._pending.popleft()
+        self._pending_bytes -= sys.getsizeof(item[1])
+        return item
 
     def close(self, code: int) -> None:
         """Stop this subscriber: its writer sends nothing more (not even queued frames,
@@ -105,8 +126,11 @@ class Subscriber:
         self.close_code = code
         self.closed = True
         self._pending.clear()
+        self._pending_bytes = 0
         self.backlog_sent.set()  # nobody waits for a backlog that will never come
         self._wake()
+        if self.on_close is not None:
+            self.on_close(code)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -114,14 +138,15 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, queue_bytes: int) -> None:
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self._subscribers: dict[str, Subscriber] = {}
         self.catch_up: CatchUp  # set by Services, which it reads through
 
-    def subscribe(self, agent_id: str) -> Subscriber:
+    def subscribe(self, agent_id: str, key_hash: str) -> Subscriber:
         """Register a new subscriber; an older one of the same agent is replaced (4000)."""
-        subscriber = Subscriber(agent_id, self.queue_size)
+        subscriber = Subscriber(agent_id, key_hash, self.queue_size, self.queue_bytes)
         previous = self._subscribers.get(agent_id)
         self._subscribers[agent_id] = subscriber
         if previous is not None:
@@ -131,6 +156,12 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if self._subscribers.get(subscriber.agent_id) is subscriber:
             del self._subscribers[subscriber.agent_id]
+
+    def subscriber(self, agent_id: str) -> Subscriber | None:
+        return self._subscribers.get(agent_id)
+
+    def subscribers(self) -> list[Subscriber]:
+        return list(self._subscribers.values())
 
     def push_message(self, agent_id: str, seq: int, frame: str) -> None:
         """A message this process just committed."""
@@ -153,16 +184,11 @@ class Hub:
         if subscriber is not None:
             subscriber.offer(None, frame)
 
-    def subscriber(self, agent_id: str) -> Subscriber | None:
-        return self._subscribers.get(agent_id)
-
-    def subscribers(self) -> list[Subscriber]:
-        return list(self._subscribers.values())
-
-    def close_agent(self, agent_id: str, code: int) -> None:
+    def close_key(self, agent_id: str, key_hash: str) -> None:
+        """Close the socket authenticated with this (just rotated) key, if any (4001)."""
         subscriber = self._subscribers.get(agent_id)
-        if subscriber is not None:
-            subscriber.close(code)
+        if subscriber is not None and subscriber.key_hash == key_hash:
+            subscriber.close(CLOSE_KEY_REVOKED)
 
     def close_all(self) -> None:
         for subscriber in list(self._subscribers.values()):

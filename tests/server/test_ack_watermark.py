@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed
 
 from server.app import create_fastapi_app
 from server.db import Database
@@ -182,7 +183,7 @@ def test_an_ack_is_taken_in_any_json_spelling(slow_timer: ServerThread, spelling
     assert _stored(slow_timer.settings.database_url, b.agent_id)["watermark"] == 1
 
 
-def test_a_bad_ack_or_a_binary_frame_is_answered_and_later_acks_still_land(
+def test_a_bad_ack_is_answered_and_a_binary_frame_closes_after_the_acks_before_it_land(
     slow_timer: ServerThread,
 ) -> None:
     a, b = _pair(slow_timer.url)
@@ -193,11 +194,17 @@ def test_a_bad_ack_or_a_binary_frame_is_answered_and_later_acks_still_land(
         # Too large for the database: taken, it would fail every later batch of acks.
         ws.send({"type": "ack", "up_to_seq": 2**63})
         assert "up_to_seq" in ws.recv_type("error")["message"]
-        ws.conn.send(b'{"type":"ack","up_to_seq":1}')
-        assert "binary" in ws.recv_type("error")["message"]
         ws.send({"type": "ack", "up_to_seq": 1})
+        # Frames are JSON text: a binary one closes the socket (1003, issue 13).
+        ws.conn.send(b'{"type":"ack","up_to_seq":1}')
+        with pytest.raises(ConnectionClosed):
+            ws.recv_type("never")
+        assert ws.conn.close_code == 1003
+    with Socket(slow_timer.ws_url) as ws:
+        ws.auth(b.api_key)
         ws.send({"type": "ping"})
-        ws.recv_type("pong")
+        # The ack before the binary frame counted: nothing is replayed.
+        assert ws.recv()["type"] == "pong"
     assert _stored(slow_timer.settings.database_url, b.agent_id)["watermark"] == 1
 
 

@@ -160,3 +160,21 @@ def test_the_live_frame_equals_the_backlog_frame_of_the_same_message(server: Ser
         ws.auth(b.api_key, since=0)
         replayed = ws.recv_type("message")
     assert live == replayed
+
+
+def test_rotating_the_key_closes_its_socket_with_4001(server: ServerThread) -> None:
+    a, b = _pair(server)
+    with Socket(server.ws_url) as ws:
+        ws.auth(b.api_key)
+        rotated = b.post("/agents/me/rotate-key")
+        assert rotated.status_code == 200, rotated.text
+        # Closed at once: it neither receives the next message nor can acknowledge it.
+        a.send(b, "after the rotation")
+        with pytest.raises(ConnectionClosed):
+            while True:
+                assert ws.recv(timeout=5)["type"] != "message"
+        assert ws.conn.close_code == 4001
+    b.api_key = rotated.json()["api_key"]
+    with Socket(server.ws_url) as ws:
+        ws.auth(b.api_key)
+        assert ws.recv_type("message")["message"]["content"] == "after the rotation"
