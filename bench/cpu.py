@@ -32,6 +32,27 @@ def user_system_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
+def tree_user_system_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process and its children (uvicorn's workers)."""
+    user, system = user_system_seconds(pid)
+    for child in _children(pid):
+        try:
+            child_user, child_system = user_system_seconds(child)
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        user, system = user + child_user, system + child_system
+    return user, system
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with_children = task / "children"
+        if with_children.exists():
+            children += [int(c) for c in with_children.read_text().split()]
+    return children
+
+
 def cpu_of(pids: set[int]) -> dict[int, float]:
     """CPU seconds so far of each of these processes still alive."""
     found: dict[int, float] = {}
@@ -92,7 +113,7 @@ class CpuMeter:
     def _sample(self) -> tuple[tuple[float, float], dict[int, float], float, float]:
         client = os.times()
         return (
-            user_system_seconds(self.server_pid),
+            tree_user_system_seconds(self.server_pid),
             cpu_of(self._database_pids),
             client.user + client.system,
             machine_busy_seconds(),

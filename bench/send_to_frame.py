@@ -262,7 +262,15 @@ def main() -> None:
         default="new",
         help="each message opens a conversation (new), or continues its pair's (continue)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the one port (PostgreSQL; the kernel spreads connections)",
+    )
     args = parser.parse_args()
+    if args.workers > 1 and args.backend != "postgresql":
+        parser.error("--workers needs --backend postgresql")
     modes = [args.ack_every, 0] if args.compare and args.ack_every else [args.ack_every]
     rounds = args.rounds or (2 if args.compare else 1)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -272,11 +280,12 @@ def main() -> None:
             shape = f"closed loop x{args.concurrency}"
         print(
             f"{backend}, {shape}, {args.pairs} pairs, {args.count} messages per round, "
-            f"sessions: {args.sessions}"
+            f"sessions: {args.sessions}, server processes: {args.workers}"
         )
         print(f"  before: {load_average()}")
         results = []
-        with database(backend) as url, server_process(url) as (base, process):
+        workers = {"MAILBOX_WORKERS": str(args.workers)}
+        with database(backend) as url, server_process(url, **workers) as (base, process):
             meter = CpuMeter(process.pid)
             load = Load(
                 url,

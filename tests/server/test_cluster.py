@@ -10,8 +10,11 @@ catches up from the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -21,12 +24,14 @@ import asyncpg
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from server.cluster import COUNT_SECONDS, LISTENER_NAME
 from tests.helpers import Agent, Socket, _open_clients, connect_agents, register
 from tests.servers import (
     POSTGRES_ADMIN_URL,
     ServerProcess,
+    ServersBehindProxy,
     free_port,
     migrate,
     postgres_database,
@@ -242,3 +247,76 @@ def test_the_per_key_rate_is_shared_between_the_processes(postgres_available: No
 
             # Each process counts the listeners every few seconds; then each allows half.
             within(3 * COUNT_SECONDS, lambda: allowed_per_fresh_key() == 5)
+
+
+class Receiver(threading.Thread):
+    """A recipient as the bridge is: a socket through the proxy that acknowledges every
+    message and reconnects (to whichever process the proxy picks) when it is cut."""
+
+    def __init__(self, ws_url: str, api_key: str) -> None:
+        super().__init__(daemon=True)
+        self.ws_url, self.api_key = ws_url, api_key
+        self.ids: set[str] = set()
+        self.connections = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            # Whatever ends a connection (a cut socket, a handshake with a dying
+            # process), the bridge connects again.
+            with contextlib.suppress(Exception):
+                self._listen()
+
+    def _listen(self) -> None:
+        with connect(self.ws_url, open_timeout=5) as ws:
+            ws.send(json.dumps({"type": "auth", "api_key": self.api_key}))
+            if json.loads(ws.recv(timeout=5))["type"] != "auth_ok":
+                return
+            self.connections += 1
+            while not self.done.is_set():
+                try:
+                    frame = json.loads(ws.recv(timeout=0.2))
+                except TimeoutError:
+                    continue
+                if frame["type"] == "message":
+                    self.ids.add(frame["message"]["message_id"])
+                    ws.send(json.dumps({"type": "ack", "up_to_seq": frame["message"]["seq"]}))
+
+
+def test_a_killed_process_loses_no_acknowledged_message(postgres_available: None) -> None:
+    with postgres_database() as url:
+        migrate(url)
+        with ServersBehindProxy(server_settings(url)) as servers:
+            pairs = []
+            for _ in range(4):
+                a, b = register(servers.url, "alice"), register(servers.url, "bob")
+                connect_agents(a, b)
+                pairs.append((a, b))
+            receivers = [Receiver(servers.ws_url, b.api_key) for _, b in pairs]
+            for receiver in receivers:
+                receiver.start()
+            acknowledged: dict[int, set[str]] = {i: set() for i in range(len(pairs))}
+            try:
+                for n in range(200):
+                    if n == 100:
+                        servers.processes[0].kill()  # SIGKILL, mid-load
+                    index = n % len(pairs)
+                    a, b = pairs[index]
+                    with contextlib.suppress(httpx.HTTPError):
+                        response = a.post(
+                            "/messages/send", {"to": b.name, "content": f"m{n}", "subject": "s"}
+                        )
+                        if response.status_code == 201:  # acknowledged: it must arrive
+                            acknowledged[index].add(response.json()["message_id"])
+                assert sum(len(ids) for ids in acknowledged.values()) >= 100
+                within(
+                    30,
+                    lambda: all(acknowledged[i] <= r.ids for i, r in enumerate(receivers)),
+                )
+            finally:
+                for receiver in receivers:
+                    receiver.done.set()
+                for receiver in receivers:
+                    receiver.join(10)
+            # The sockets that were on the killed process came back through the other one.
+            assert any(receiver.connections >= 2 for receiver in receivers)
