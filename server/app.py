@@ -132,6 +132,7 @@ def create_fastapi_app(settings: Settings) -> FastAPI:
             await services.acks.close()
             if services.cluster is not None:
                 await services.cluster.close()
+            await services.notices.close()
             await services.hub.catch_up.close()
             await database.dispose()
             if single_process is not None:

@@ -35,6 +35,7 @@ class ClusterEvents:
 
     def attach(self, channel: cluster.Cluster) -> None:
         channel.on_event(self.handle)
+        channel.on_tick(self.sweep)
         channel.on_count(self.svc.request_rate.share)
         channel.on_lost(self.lost)
         channel.on_restored(self.restored)
@@ -44,7 +45,9 @@ class ClusterEvents:
         kind, fields = event.kind, event.fields
         if kind == cluster.MESSAGE:
             if not event.from_here:
-                svc.hub.committed_elsewhere(fields[0], int(fields[1]))
+                for entry in fields:
+                    agent_id, _, seq = entry.partition(":")
+                    svc.hub.committed_elsewhere(agent_id, int(seq))
         elif kind == cluster.FRAME:
             if not event.from_here:
                 svc.hub.push_event(fields[0], fields[1])
@@ -59,6 +62,20 @@ class ClusterEvents:
             svc.connected_pairs.invalidate((fields[0], fields[1]))
         elif kind == cluster.OPENPGP_CHANGED:
             svc.has_openpgp_key.invalidate(fields[0])
+
+    async def sweep(self) -> None:
+        """Each second: any socket here behind its agent's newest message (a notice
+        lost between another process's commit and its NOTIFY) catches up."""
+        subscribers = [s for s in self.svc.hub.subscribers() if s.backlog_sent.is_set()]
+        if not subscribers:
+            return
+        async with self.svc.db.hot_connection() as raw:
+            rows = await raw.fetch(
+                "SELECT id, last_seq FROM agents WHERE id = ANY($1::varchar[])",
+                [s.agent_id for s in subscribers],
+            )
+        for row in rows:
+            self.svc.hub.committed_elsewhere(row["id"], int(row["last_seq"]))
 
     def lost(self) -> None:
         for cache in self.caches:

@@ -18,6 +18,7 @@ from ..settings import Settings
 from . import ack_store, shared_limits
 from .ack_buffer import AckBuffer
 from .delivery import Hub
+from .message_notices import MessageNotices
 from .socket_slots import SocketSlots
 
 
@@ -53,6 +54,8 @@ class Services:
     acks: AckBuffer = field(init=False)
     # The other server processes on the same PostgreSQL (None on SQLite: one process).
     cluster: cluster_channel.Cluster | None = None
+    # Which messages were committed here, told to the other processes in batches.
+    notices: MessageNotices = field(init=False)
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
     # Keyed hashes under the server secret, which lives in the database: set at
     # start, once the keys are known to read it (`app.prepare_database`).
@@ -86,6 +89,7 @@ class Services:
         from .catch_up import CatchUp  # (it reads through the services that hold the hub)
 
         self.hub.catch_up = CatchUp(self)
+        self.notices = MessageNotices(self.notify)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run in the background, the task kept until it ends (asyncio keeps none)."""

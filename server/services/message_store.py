@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 import asyncpg
 from sqlalchemy.exc import DataError, IntegrityError
 
-from .. import cluster
 from ..db import Database
 
 
@@ -69,13 +68,7 @@ def _postgres_statement(new_session: bool, idempotent: bool) -> str:
             " INSERT INTO idempotency_keys (sender_id, key_hash, body_hash, message_id, created_at)"
             f" VALUES ($3, {key}, {body_hash}, $2, $9))"
         )
-    # The other server processes learn of it at commit, never before (contract §10).
-    notice = {(False, False): "$10", (True, False): "$13", (False, True): "$12"}.get(
-        (new_session, idempotent), "$15"
-    )
-    parts.append(
-        f" SELECT seq, pg_notify('{cluster.CHANNEL}', {notice}::text || seq::text) FROM message"
-    )
+    parts.append(" SELECT seq FROM message")
     return "".join(parts)
 
 
@@ -107,7 +100,6 @@ async def store(db: Database, row: NewMessage) -> int:
         args += [row.new_session_subject, row.session_low_id, row.session_high_id]
     if idempotent:
         args += [row.idempotency_key_hash, row.body_hash]
-    args.append(cluster.encode(cluster.MESSAGE, row.recipient_id, ""))
     # The hottest statement goes straight to asyncpg (its prepared-statement cache),
     # skipping SQLAlchemy's per-checkout and per-execute work.
     async with db.hot_connection() as raw:

@@ -162,6 +162,9 @@ async def send(
                     encryption=encryption,
                 )
                 svc.hub.push_message(recipient.id, seq, frame)
+                if svc.cluster is not None and svc.cluster.processes > 1:
+                    # Only another process could hold the recipient's socket.
+                    svc.notices.note(recipient.id, seq)
         finally:
             gate.inflight -= 1
     finally:
