@@ -16,8 +16,10 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -26,7 +28,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from server.cipher import Cipher, parse_keys
 from server.cluster import COUNT_SECONDS, LISTENER_NAME
+from server.db import Database
+from server.services import message_store
+from server.settings import Settings
 from tests.helpers import Agent, Socket, _open_clients, connect_agents, register
 from tests.servers import (
     POSTGRES_ADMIN_URL,
@@ -320,3 +326,46 @@ def test_a_killed_process_loses_no_acknowledged_message(postgres_available: None
                     receiver.join(10)
             # The sockets that were on the killed process came back through the other one.
             assert any(receiver.connections >= 2 for receiver in receivers)
+
+
+def test_a_message_whose_notice_was_lost_still_reaches_the_socket(two: Pair) -> None:
+    """A batch of notices goes out after the commit, so a process killed in between
+    loses it; here a message is written with no notice at all (as that process did),
+    and the other process's socket gets it from the sweep within about a second."""
+    a, b = register(two.a.url, "alice"), register(two.a.url, "bob")
+    connect_agents(a, b)
+    with Socket(two.b.ws_url) as socket:
+        assert socket.auth(b.api_key)["type"] == "auth_ok"
+        message_id = asyncio.run(_store_without_notice(two.a.settings, a, b, "never told"))
+        frame = socket.recv_type("message", timeout=5)
+    assert frame["message"]["message_id"] == message_id
+    assert frame["message"]["content"] == "never told"
+
+
+async def _store_without_notice(settings: Settings, sender: Agent, to: Agent, text: str) -> str:
+    assert settings.encryption_key is not None
+    cipher = Cipher(parse_keys(settings.encryption_key.get_secret_value()))
+    database = Database(settings)
+    low, high = sorted((sender.agent_id, to.agent_id))
+    message_id = str(uuid.uuid4())
+    try:
+        await message_store.store(
+            database,
+            message_store.NewMessage(
+                message_id=message_id,
+                sender_id=sender.agent_id,
+                recipient_id=to.agent_id,
+                session_id=str(uuid.uuid4()),
+                content_encrypted=cipher.encrypt(text),
+                correlation_id_encrypted=None,
+                encrypted=False,
+                encryption=None,
+                created_at=datetime.now(UTC),
+                new_session_subject=cipher.encrypt("lost notice"),
+                session_low_id=low,
+                session_high_id=high,
+            ),
+        )
+    finally:
+        await database.dispose()
+    return message_id
