@@ -15,20 +15,49 @@ never reads therefore keeps its socket, its buffers and its handler forever
 
 Nothing is lost by cutting a peer off: the database is the source of truth, and
 what it did not acknowledge is replayed on its next connection.
+
+And acks are taken where they arrive. The bridge sends one `ack` frame per
+message, as many as there are sends; handed to the app, each costs a queue
+hop, a task wake-up and a pause and resume of the socket's reading (uvicorn
+pauses after every frame until the app takes it). Once the app has
+authenticated the socket it puts `ACK_SINK` in the connection's scope: an ack
+frame in the usual spelling then goes straight to it, unless the sink refuses
+it (the socket's frame rate is spent), and then takes the app's path, which
+waits for the rate. Any other frame takes the app's path as before; frames
+reach the app in the order they came, acks only earlier, which the ack buffer
+does not mind (the watermark only moves forward).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 
-__all__ = ["MailboxWebSocketProtocol"]
+__all__ = ["ACK_SINK", "MailboxWebSocketProtocol"]
+
+# The scope key of the authenticated socket's ack sink: up_to_seq in, True if taken.
+ACK_SINK = "mailbox.ack_sink"
+AckSink = Callable[[int], bool]
+
+# An ack as clients write it (compact, or with json.dumps' default spaces).
+ACK_FRAME = re.compile(rb'\{"type": ?"ack", ?"up_to_seq": ?(0|[1-9][0-9]{0,17})\}')
 
 
 class MailboxWebSocketProtocol(WebSocketsSansIOProtocol):
+    def send_receive_event_to_app(self) -> None:
+        sink: AckSink | None = self.scope.get(ACK_SINK)
+        if sink is not None and self.curr_msg_data_type == "text" and len(self.frames) == 1:
+            ack = ACK_FRAME.fullmatch(self.frames[0])
+            if ack is not None and not self.close_sent and sink(int(ack[1])):
+                self.frames = []
+                return
+        super().send_receive_event_to_app()
+
     async def send(self, message: Any) -> None:
         if message["type"] == "websocket.close" and self._open_for_close():
             self._close_now(message.get("code", 1000), message.get("reason") or "")

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -32,6 +33,7 @@ from ..services import backlog, cluster_events, frames
 from ..services import inbox as inbox_service
 from ..services.context import AgentRef, Services
 from ..services.delivery import CLOSE_KEY_REVOKED, CLOSE_OVERFLOW, CLOSE_REPLACED, Subscriber
+from ..ws_protocol import ACK_SINK
 from .deps import client_address
 from .ws_client_frames import AuthFrame, BadFrame, is_seq, load_json, parse_auth
 
@@ -124,6 +126,7 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, auth: Aut
         # Announced to the other server processes before auth_ok (newest socket wins).
         await cluster_events.announce_socket(svc, subscriber)
         await _send(websocket, svc, frames.auth_ok(agent.id, agent.name))
+        websocket.scope[ACK_SINK] = _ack_sink(svc, agent)
         await _read(websocket, svc, agent)
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass  # the client went away, or the writer closed the socket
@@ -133,12 +136,28 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, auth: Aut
         log.exception("websocket reader of %s failed", agent.name)
         await _close(websocket, CLOSE_SERVER_ERROR, "internal error; reconnect")
     finally:
+        websocket.scope.pop(ACK_SINK, None)
         svc.hub.unsubscribe(subscriber)
         subscriber.close(1000)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
         await _flush_acks(svc, agent)
+
+
+def _ack_sink(svc: Services, agent: AgentRef) -> Callable[[int], bool]:
+    """Where this socket's ack frames go as they arrive (server/ws_protocol.py): into
+    the ack buffer, counted against the frame rate like every frame; over the rate
+    an ack is refused here and takes the reader's path, which waits for the rate."""
+    rate, acks = svc.ws_frame_rate, svc.acks
+
+    def take(up_to_seq: int) -> bool:
+        if rate.take(agent.id) > 0:
+            return False
+        acks.note(agent.id, up_to_seq)
+        return True
+
+    return take
 
 
 async def _flush_acks(svc: Services, agent: AgentRef) -> None:

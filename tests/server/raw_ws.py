@@ -45,14 +45,11 @@ class RawSocket:
         self.send_frame(TEXT, text.encode())
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
-        length = len(payload)
-        if length < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-        elif length < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-        self.sock.sendall(head + b"\x00\x00\x00\x00" + payload)  # a zero mask is a valid mask
+        self.sock.sendall(frame_bytes(opcode, payload))
+
+    def send_texts_at_once(self, *texts: str) -> None:
+        """Several text frames in one write, so the server reads them together."""
+        self.sock.sendall(b"".join(frame_bytes(TEXT, text.encode()) for text in texts))
 
     def auth(self, api_key: str) -> dict[str, Any]:
         self.send_text(json.dumps({"type": "auth", "api_key": api_key}))
@@ -118,3 +115,14 @@ class RawSocket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def frame_bytes(opcode: int, payload: bytes) -> bytes:
+    length = len(payload)
+    if length < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    elif length < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+    return head + b"\x00\x00\x00\x00" + payload  # a zero mask is a valid mask
