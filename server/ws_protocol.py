@@ -44,8 +44,10 @@ __all__ = ["ACK_SINK", "MailboxWebSocketProtocol"]
 ACK_SINK = "mailbox.ack_sink"
 AckSink = Callable[[int], bool]
 
-# An ack as clients write it (compact, or with json.dumps' default spaces).
-ACK_FRAME = re.compile(rb'\{"type": ?"ack", ?"up_to_seq": ?(0|[1-9][0-9]{0,17})\}')
+# An ack as clients write it (compact, or with json.dumps' default spaces), read without
+# the JSON parser; here on the frame's bytes, in `server/api/ws.py` on its text.
+ACK_PATTERN = r'\{"type": ?"ack", ?"up_to_seq": ?(0|[1-9][0-9]{0,17})\}'
+ACK_FRAME = re.compile(ACK_PATTERN.encode())
 
 
 class MailboxWebSocketProtocol(WebSocketsSansIOProtocol):

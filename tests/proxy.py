@@ -32,7 +32,6 @@ class RoundRobinProxy:
         self._open_lock = threading.Lock()
         self._stopping = False
         self.port = 0
-        self.connections = [0] * len(self.backends)  # per backend, for tests to check
 
     @property
     def url(self) -> str:
@@ -104,7 +103,6 @@ class RoundRobinProxy:
                 continue  # down: the next one takes the client
             upstream.settimeout(None)
             upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connections[index] += 1
             return upstream
         return None
 

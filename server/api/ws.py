@@ -33,7 +33,7 @@ from ..services import backlog, cluster_events, frames
 from ..services import inbox as inbox_service
 from ..services.context import AgentRef, Services
 from ..services.delivery import CLOSE_KEY_REVOKED, CLOSE_OVERFLOW, CLOSE_REPLACED, Subscriber
-from ..ws_protocol import ACK_SINK
+from ..ws_protocol import ACK_PATTERN, ACK_SINK
 from .deps import client_address
 from .ws_client_frames import AuthFrame, BadFrame, is_seq, load_json, parse_auth
 
@@ -269,7 +269,7 @@ async def _send_backlog(
 # An ack as clients write it (compact, or with json.dumps' default spaces), read
 # without the JSON parser, which costs more than the rest of handling an ack; any
 # other spelling takes the general path below.
-_ACK_FRAME = re.compile(r'\{"type": ?"ack", ?"up_to_seq": ?(0|[1-9][0-9]{0,17})\}')
+_ACK_FRAME = re.compile(ACK_PATTERN)
 
 
 async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:

@@ -66,6 +66,9 @@ class ClusterEvents:
     async def sweep(self) -> None:
         """Each second: any socket here behind its agent's newest message (a notice
         lost between another process's commit and its NOTIFY) catches up."""
+        channel = self.svc.cluster
+        if channel is None or channel.processes <= 1:
+            return  # alone on the database: no other process writes messages to miss
         subscribers = [s for s in self.svc.hub.subscribers() if s.backlog_sent.is_set()]
         if not subscribers:
             return

@@ -52,7 +52,7 @@ class LocalWindow:
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))"
 _COUNT = (
-    "SELECT count(*), min(at) FROM limit_events"
+    "SELECT count(*), min(at), now() FROM limit_events"
     " WHERE kind = $1 AND key = $2 AND at > now() - make_interval(secs => $3)"
 )
 _TAKE = "INSERT INTO limit_events (kind, key, at) VALUES ($1, $2, now()) RETURNING id"
@@ -72,9 +72,8 @@ class SharedWindow:
     async def reserve(self, key: str) -> tuple[Slot | None, float]:
         async with self.db.hot_connection() as raw, raw.transaction():
             await raw.execute(_LOCK, self.kind, key)
-            count, oldest = await raw.fetchrow(_COUNT, self.kind, key, self.window)
+            count, oldest, now = await raw.fetchrow(_COUNT, self.kind, key, self.window)
             if count >= self.limit:
-                now = await raw.fetchval("SELECT now()")
                 return None, max(0.0, (oldest - now).total_seconds() + self.window)
             return int(await raw.fetchval(_TAKE, self.kind, key)), 0.0
 
