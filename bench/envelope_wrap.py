@@ -14,7 +14,7 @@ import random
 import statistics
 import time
 
-from mailbox_mcp.envelope import wrap_incoming_message
+from mailbox_mcp.inbound.envelope import wrap_incoming_message
 
 WORDS = (
     "the report Bericht données ünïcode résumé プロジェクト 数据 отчёт αναφορά ✓ 🙂 "

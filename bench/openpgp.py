@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.openpgp --runs 500 --rsa-runs 30
     .venv/bin/python -m bench.openpgp --latency 100      # also the bridge path, 100 of each
 
-Crypto: `mailbox_mcp.crypto` as the bridge calls it (armored in, armored out),
+Crypto: `mailbox_mcp.e2e.openpgp` as the bridge calls it (armored in, armored out),
 timed per operation over `--runs` runs (`--rsa-runs` for RSA-4096, whose
 private operations are slow in pgpy), wall clock and process CPU. For
 comparison, the same work with pgpy's defaults (its own armor, ZIP
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile, timed_runs
-from mailbox_mcp import crypto
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e import openpgp
+from mailbox_mcp.e2e.openpgp import PrivateKey
 
 
 def _message(size: int = 2048) -> str:
@@ -64,19 +64,19 @@ def bench_keys(label: str, rsa_bits: int | None, runs: int) -> None:
     alice = PrivateKey.generate("alice", rsa_bits=rsa_bits)
     bob = PrivateKey.generate("bob", rsa_bits=rsa_bits)
     to_bob, from_alice = bob.public_key("bob"), alice.public_key("alice")
-    sealed = crypto.encrypt_and_sign(MESSAGE, to_bob, alice)
-    assert crypto.decrypt_and_verify(sealed, bob, from_alice)[1].status == "valid"
+    sealed = openpgp.encrypt_and_sign(MESSAGE, to_bob, alice)
+    assert openpgp.decrypt_and_verify(sealed, bob, from_alice)[1].status == "valid"
     print(f"{label} ({alice.algorithm}), {len(MESSAGE.encode())} bytes of UTF-8:")
     print(
         _line(
             "encrypt+sign",
-            *timed_runs(lambda: crypto.encrypt_and_sign(MESSAGE, to_bob, alice), runs),
+            *timed_runs(lambda: openpgp.encrypt_and_sign(MESSAGE, to_bob, alice), runs),
         )
     )
     print(
         _line(
             "decrypt+verify",
-            *timed_runs(lambda: crypto.decrypt_and_verify(sealed, bob, from_alice), runs),
+            *timed_runs(lambda: openpgp.decrypt_and_verify(sealed, bob, from_alice), runs),
         )
     )
     if rsa_bits is None:

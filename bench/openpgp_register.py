@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from bench.common import client, cpu_seconds, database, register, server_process, summary
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e.openpgp import PrivateKey
 from tests import abusive_keys
 
 KEYS: dict[str, Callable[[str], str]] = {

@@ -5,6 +5,6 @@ With arguments it is the owner's command line: `python -m mailbox_mcp serve`.
 
 import sys
 
-from .cli import main, run_stdio
+from mailbox_mcp.owner.cli import main, run_stdio
 
 sys.exit(main(sys.argv[1:]) if len(sys.argv) > 1 else run_stdio())

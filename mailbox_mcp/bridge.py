@@ -16,20 +16,20 @@ from typing import Any
 
 import anyio
 
-from . import __version__
-from .api import MailboxAPI
-from .backoff import Backoff
-from .delivery import Injector
-from .e2e import EndToEnd
-from .election import ListenerLock
-from .errors import ConfigError, MailboxAPIError
-from .gateway import GatewayClient
-from .listener import Listener
-from .run_watch import RunWatcher
-from .safety.context import Safety
-from .safety.guard import InboundGuard
-from .settings import BridgeSettings
-from .state import DeliveredLog
+from mailbox_mcp import __version__
+from mailbox_mcp.e2e.seal import EndToEnd
+from mailbox_mcp.errors import ConfigError, MailboxAPIError
+from mailbox_mcp.inbound.delivered_log import DeliveredLog
+from mailbox_mcp.inbound.election import ListenerLock
+from mailbox_mcp.inbound.injector import Injector
+from mailbox_mcp.inbound.run_watch import RunWatcher
+from mailbox_mcp.openclaw.gateway import GatewayClient
+from mailbox_mcp.safety.context import Safety
+from mailbox_mcp.safety.guard import InboundGuard
+from mailbox_mcp.server_link.client import MailboxAPI
+from mailbox_mcp.server_link.listener import Listener
+from mailbox_mcp.server_link.retry import Backoff
+from mailbox_mcp.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 

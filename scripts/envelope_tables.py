@@ -1,4 +1,4 @@
-"""Generate mailbox_mcp/envelope_tables.py, the envelope's look-alike tables, from Unicode data.
+"""Generate mailbox_mcp/inbound/envelope_tables.py, the envelope's look-alike tables.
 
     .venv/bin/python scripts/envelope_tables.py           # rewrite the tables
     .venv/bin/python scripts/envelope_tables.py --check   # exit 1 if they are not current
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import disarm
 
-TARGET = Path(__file__).resolve().parent.parent / "mailbox_mcp" / "envelope_tables.py"
+TARGET = Path(__file__).resolve().parent.parent / "mailbox_mcp" / "inbound" / "envelope_tables.py"
 BRACKET_WORDS = frozenset(
     {"BRACKET", "PARENTHESIS", "BRACE", "CEILING", "FLOOR", "CORNER", "DELIMITER", "TORTOISE"}
 )

@@ -2,14 +2,14 @@
 
 Each starts from a real key (its primary key, user id, self-signature,
 subkey and binding signature) and adds packets or subpackets that pgpy
-parses worse than linearly (`mailbox_mcp/openpgp_packets.py`). Used by the
+parses worse than linearly (`mailbox_mcp/e2e/key_packets.py`). Used by the
 tests and by `bench/openpgp_register.py`.
 """
 
 from __future__ import annotations
 
-from mailbox_mcp.armor import armor, unarmor
-from mailbox_mcp.openpgp_packets import MAX_KEY_PACKETS, MAX_SUBPACKETS, MAX_USER_IDS
+from mailbox_mcp.e2e.armor import armor, unarmor
+from mailbox_mcp.e2e.key_packets import MAX_KEY_PACKETS, MAX_SUBPACKETS, MAX_USER_IDS
 
 # The directory's limit on `openpgp_public_key` (server/schemas.py).
 ARMORED_LIMIT = 64 * 1024

@@ -24,9 +24,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from . import audit_files as files
-from .audit_check import AuditCheck, verify
-from .audit_files import Head
+from mailbox_mcp.safety import audit_files as files
+from mailbox_mcp.safety.audit_check import AuditCheck, verify
+from mailbox_mcp.safety.audit_files import Head
 
 __all__ = ["EVENTS", "AuditCheck", "AuditLog", "raw_lines", "read_entries", "verify"]
 

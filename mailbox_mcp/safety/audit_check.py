@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import audit_files as files
-from .audit_files import GENESIS, Head, HeadDamaged
+from mailbox_mcp.safety import audit_files as files
+from mailbox_mcp.safety.audit_files import GENESIS, Head, HeadDamaged
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from ..settings import BridgeSettings
-from .audit import raw_lines, read_entries, verify
+from mailbox_mcp.safety.audit import raw_lines, read_entries, verify
+from mailbox_mcp.settings import BridgeSettings
 
 __all__ = ["add_audit_parser", "run_audit"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..errors import BridgeError
-from .ledger import Ledger
+from mailbox_mcp.errors import BridgeError
+from mailbox_mcp.safety.ledger import Ledger
 
 NOTIFY_ONLY = "notify-only"
 BOUNDED = "bounded"

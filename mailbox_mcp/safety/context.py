@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import BridgeError
-from ..settings import BridgeSettings
-from . import handles, secret_key
-from .handles import Handle
-from .ledger import Ledger
+from mailbox_mcp.errors import BridgeError
+from mailbox_mcp.safety import handles, secret_key
+from mailbox_mcp.safety.handles import Handle
+from mailbox_mcp.safety.ledger import Ledger
+from mailbox_mcp.settings import BridgeSettings
 
 if TYPE_CHECKING:
-    from .audit import AuditLog
-    from .secret_scan import SecretScanner
+    from mailbox_mcp.safety.audit import AuditLog
+    from mailbox_mcp.safety.secret_scan import SecretScanner
 
 
 class SecretFound(BridgeError):
@@ -60,7 +60,7 @@ class Safety:
     @property
     def audit(self) -> AuditLog:
         if self._audit is None:
-            from .audit import AuditLog
+            from mailbox_mcp.safety.audit import AuditLog
 
             self._audit = AuditLog(self.settings.state_dir, self._keys()[1])
         return self._audit
@@ -69,7 +69,7 @@ class Safety:
     def scanner(self) -> SecretScanner:
         if self._scanner is None:
             # The detector's patterns load on the first outgoing text, not at start-up.
-            from .secret_scan import SecretScanner
+            from mailbox_mcp.safety.secret_scan import SecretScanner
 
             settings = self.settings
             exact = {

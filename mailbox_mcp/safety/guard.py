@@ -29,8 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import httpx
 
-from .. import __version__
-from ..envelope import AGENT_NAME_PATTERN, clean_line, wrap_remote_text
+from mailbox_mcp import __version__
+from mailbox_mcp.inbound.envelope import AGENT_NAME_PATTERN, clean_line, wrap_remote_text
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import BridgeError
+from mailbox_mcp.errors import BridgeError
 
 __all__ = [
     "MAX_CHARS",

@@ -14,15 +14,16 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import __version__, envelope
-from ..api import MailboxAPI
-from ..delivery import inject_text
-from ..errors import BridgeError, MailboxAPIError
-from ..gateway import GatewayClient, GatewayError
-from ..incoming import Readable
-from ..settings import BridgeSettings
-from . import autonomy, review
-from .context import Safety
+from mailbox_mcp import __version__
+from mailbox_mcp.errors import BridgeError, MailboxAPIError
+from mailbox_mcp.inbound import envelope
+from mailbox_mcp.inbound.injector import inject_text
+from mailbox_mcp.inbound.readable import Readable
+from mailbox_mcp.openclaw.gateway import GatewayClient, GatewayError
+from mailbox_mcp.safety import autonomy, review
+from mailbox_mcp.safety.context import Safety
+from mailbox_mcp.server_link.client import MailboxAPI
+from mailbox_mcp.settings import BridgeSettings
 
 __all__ = ["add_owner_parsers", "run_autonomy", "run_peers", "run_review", "visible"]
 
@@ -263,7 +264,7 @@ async def _send_held(
     async with MailboxAPI(settings.server_url, key) as api:
         body = item.content
         if item.encrypt:
-            from ..e2e import EndToEnd
+            from mailbox_mcp.e2e.seal import EndToEnd
 
             e2e = EndToEnd(settings, api)
             try:
@@ -284,7 +285,7 @@ async def _send_held(
 async def _inject_held(
     settings: BridgeSettings, safety: Safety, item: review.HeldItem
 ) -> dict[str, Any]:
-    from ..doctor import as_openclaw_starts_it
+    from mailbox_mcp.owner.doctor import as_openclaw_starts_it
 
     settings, _ = as_openclaw_starts_it(settings)
     if not settings.push_mode or settings.gateway_url is None:

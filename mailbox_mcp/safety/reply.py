@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import BridgeError
-from . import autonomy, review
-from .handles import HandleRefused
+from mailbox_mcp.errors import BridgeError
+from mailbox_mcp.safety import autonomy, review
+from mailbox_mcp.safety.handles import HandleRefused
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from mailbox_mcp.bridge import Bridge
 
 
 class ReplyRefused(BridgeError):

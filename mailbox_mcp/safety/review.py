@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BridgeError
-from .ledger import Ledger
+from mailbox_mcp.errors import BridgeError
+from mailbox_mcp.safety.ledger import Ledger
 
 OUTGOING = "outgoing"
 INCOMING = "incoming"

@@ -16,7 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
-from ..errors import ConfigError
+from mailbox_mcp.errors import ConfigError
 
 FILE_NAME = "peer-safety.key"
 _KEY_BYTES = 32

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from .handles import PATTERN as HANDLE_PATTERN
-from .handles import PREFIX as HANDLE_PREFIX
+from mailbox_mcp.safety.handles import PATTERN as HANDLE_PATTERN
+from mailbox_mcp.safety.handles import PREFIX as HANDLE_PREFIX
 
 # Every character any pattern's secret is made of. A secret lies inside a
 # maximal run of these, so a run shorter than a pattern's shortest secret

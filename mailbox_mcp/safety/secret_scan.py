@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from .secret_rules import MIN_RUN, TOKEN_CHARS, Rules, WindowRule, rules
+from mailbox_mcp.safety.secret_rules import MIN_RUN, TOKEN_CHARS, Rules, WindowRule, rules
 
 __all__ = ["SecretScanner"]
 

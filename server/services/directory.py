@@ -2,7 +2,7 @@
 
 A published OpenPGP key is checked in two steps. First its packet framing, in
 one bounded pass on the event loop (well under a millisecond for 64 KiB,
-`mailbox_mcp.openpgp_packets`): pgpy's pure-Python parser is worse than linear
+`mailbox_mcp.e2e.key_packets`): pgpy's pure-Python parser is worse than linear
 in places, and 64 KiB of crafted packets cost it seconds of CPU, so a key with
 more packets, user ids or subpackets than a real key has is refused (422)
 before pgpy sees it. Then pgpy itself, in a worker process
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from mailbox_mcp.armor import ArmorError, unarmor
-from mailbox_mcp.openpgp_packets import KeyShapeError, check_public_key
+from mailbox_mcp.e2e.armor import ArmorError, unarmor
+from mailbox_mcp.e2e.key_packets import KeyShapeError, check_public_key
 
 from .. import cluster, schemas
 from ..errors import InvalidInput, NotFound

@@ -1,6 +1,6 @@
 """pgpy for published keys, in a worker process: never on the event loop, nor beside it.
 
-pgpy is pure Python. The packet limits (`mailbox_mcp.openpgp_packets`) keep one
+pgpy is pure Python. The packet limits (`mailbox_mcp.e2e.key_packets`) keep one
 parse to ~20 ms, but ten clients can keep a parser busy all the time, and in a
 worker thread pgpy then holds the GIL whenever the event loop wakes up: the
 loop waits up to a switch interval (5 ms) for every step of every request.

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pgpy.types import Armorable
 
-from mailbox_mcp.armor import ArmorError, armor, crc24, unarmor
+from mailbox_mcp.e2e.armor import ArmorError, armor, crc24, unarmor
 
 
 @given(st.binary(min_size=1, max_size=3000))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_mcp import envelope
+from mailbox_mcp.inbound import envelope
 from mailbox_mcp.safety import handles, secret_key
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent, connect_agents, register

@@ -1,6 +1,6 @@
 """End-to-end encryption through the real bridges, the real server and a fake OpenClaw gateway.
 
-Keys are made with `mailbox_mcp.crypto` and published through the real
+Keys are made with `mailbox_mcp.e2e.openpgp` and published through the real
 directory endpoint. A peer's message is sealed either by its own bridge
 (`mailbox_send(encrypt=true)`) or, to forge or misdirect one, right here and
 posted with the peer's API key, as a thief of that key could.
@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from mailbox_mcp import crypto, envelope
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e import openpgp
+from mailbox_mcp.e2e.openpgp import PrivateKey
+from mailbox_mcp.inbound import envelope
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, reply_token, send
@@ -100,7 +101,7 @@ async def test_a_message_encrypted_to_someone_else_is_injected_with_a_decrypt_er
     _keys(me, tmp_path)
     peer_key = _keys(peer, tmp_path / "peer")
     other = PrivateKey.generate("someone-else")
-    sealed = crypto.encrypt_and_sign("msg-not-for-me", other.public_key("someone-else"), peer_key)
+    sealed = openpgp.encrypt_and_sign("msg-not-for-me", other.public_key("someone-else"), peer_key)
     async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
         await _post_sealed(peer, me, sealed)
         [injection] = await gateway.await_injections(1, timeout=15)
@@ -119,7 +120,7 @@ async def test_a_bridge_without_a_private_key_still_injects_and_says_how_to_set_
     me_key = PrivateKey.generate(me.name)
     _publish(me, me_key)  # published, but the file is not where the bridge looks
     peer_key = _keys(peer, tmp_path / "peer")
-    sealed = crypto.encrypt_and_sign("msg-locked", me_key.public_key(me.name), peer_key)
+    sealed = openpgp.encrypt_and_sign("msg-locked", me_key.public_key(me.name), peer_key)
     async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
         await _post_sealed(peer, me, sealed)
         [injection] = await gateway.await_injections(1, timeout=15)
@@ -134,8 +135,8 @@ async def test_a_signature_by_a_key_not_published_for_the_sender_is_shown_invali
     me_key = _keys(me, tmp_path)
     peer_key = _keys(peer, tmp_path / "peer")
     forger = PrivateKey.generate(peer.name)  # the right name, but not the published key
-    honest = crypto.encrypt_and_sign("msg-honest", me_key.public_key(me.name), peer_key)
-    forged = crypto.encrypt_and_sign("msg-forged", me_key.public_key(me.name), forger)
+    honest = openpgp.encrypt_and_sign("msg-honest", me_key.public_key(me.name), peer_key)
+    forged = openpgp.encrypt_and_sign("msg-forged", me_key.public_key(me.name), forger)
     env = bridge_env(mailbox, me, tmp_path, gateway, MAILBOX_TRUSTED_PEERS=peer.name)
     async with bridge(env):
         await _post_sealed(peer, me, honest)
@@ -156,13 +157,13 @@ async def test_a_rotated_sender_key_is_fetched_again_and_verifies(
     old = _keys(peer, tmp_path / "peer")
     async with bridge(bridge_env(mailbox, me, tmp_path, gateway)):
         await _post_sealed(
-            peer, me, crypto.encrypt_and_sign("msg-1", me_key.public_key(me.name), old)
+            peer, me, openpgp.encrypt_and_sign("msg-1", me_key.public_key(me.name), old)
         )
         await gateway.await_injections(1, timeout=15)  # the old key is cached now
         new = PrivateKey.generate(peer.name)
         _publish(peer, new, version=2)
         await _post_sealed(
-            peer, me, crypto.encrypt_and_sign("msg-2", me_key.public_key(me.name), new)
+            peer, me, openpgp.encrypt_and_sign("msg-2", me_key.public_key(me.name), new)
         )
         _, second = await gateway.await_injections(2, timeout=15)
     assert "msg-2" in second.message
@@ -175,7 +176,7 @@ async def test_an_unsigned_encrypted_message_says_it_is_not_signed(
     import pgpy
     from pgpy.constants import CompressionAlgorithm
 
-    from mailbox_mcp.armor import armor
+    from mailbox_mcp.e2e.armor import armor
 
     me, peer = peers
     me_key = _keys(me, tmp_path)

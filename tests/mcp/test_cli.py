@@ -23,11 +23,11 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from mailbox_mcp.policy import judge
+from mailbox_mcp.openclaw.policy import judge
+from mailbox_mcp.owner.snippets import openclaw_dedicated_config
 from mailbox_mcp.safety import review
 from mailbox_mcp.safety.ledger import Ledger
 from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.snippets import openclaw_dedicated_config
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import unique_name
 from tests.mcp.conftest import status_until

@@ -1,4 +1,4 @@
-"""OpenPGP keys and messages (`mailbox_mcp.crypto`): what works; each bad input a clear error."""
+"""OpenPGP keys and messages (`mailbox_mcp.e2e.openpgp`): what works, each bad input refused."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pgpy
 import pytest
 from pgpy.constants import CompressionAlgorithm, SymmetricKeyAlgorithm
 
-from mailbox_mcp import crypto
-from mailbox_mcp.armor import armor, unarmor
-from mailbox_mcp.crypto import (
+from mailbox_mcp.e2e import openpgp
+from mailbox_mcp.e2e.armor import armor, unarmor
+from mailbox_mcp.e2e.openpgp import (
     BadKeyError,
     DecryptError,
     KeyFileError,
@@ -60,8 +60,8 @@ def test_an_rsa_key_signs_and_encrypts_with_rsa() -> None:
     key = PrivateKey.generate("rosa", rsa_bits=2048)
     assert key.algorithm == "rsa2048"
     assert key.spki_pem().startswith("-----BEGIN PUBLIC KEY-----\n")
-    sealed = crypto.encrypt_and_sign("hi", key.public_key("rosa"), key)
-    text, verification = crypto.decrypt_and_verify(sealed, key, key.public_key("rosa"))
+    sealed = openpgp.encrypt_and_sign("hi", key.public_key("rosa"), key)
+    text, verification = openpgp.decrypt_and_verify(sealed, key, key.public_key("rosa"))
     assert text == "hi" and verification.status == "valid"
 
 
@@ -73,8 +73,8 @@ def test_a_written_key_is_0600_protected_and_loads_with_its_passphrase(tmp_path:
     assert "-----BEGIN PGP PRIVATE KEY BLOCK-----" in path.read_text()
     loaded = PrivateKey.load(path, "correct horse")
     assert loaded.is_protected and loaded.fingerprint == key.fingerprint
-    sealed = crypto.encrypt_and_sign("x", loaded.public_key("alice"), loaded)
-    assert crypto.decrypt_and_verify(sealed, loaded, loaded.public_key("alice"))[0] == "x"
+    sealed = openpgp.encrypt_and_sign("x", loaded.public_key("alice"), loaded)
+    assert openpgp.decrypt_and_verify(sealed, loaded, loaded.public_key("alice"))[0] == "x"
 
 
 def test_an_unprotected_key_loads_without_a_passphrase(tmp_path: Path) -> None:
@@ -206,16 +206,16 @@ def test_the_heaviest_peer_key_within_the_limits_still_parses(alice: PrivateKey)
 
 
 def test_every_name_in_all_exists() -> None:
-    from mailbox_mcp import armor, e2e, keyring
+    from mailbox_mcp.e2e import armor, keyring, seal
 
-    for module in (crypto, armor, e2e, keyring):
+    for module in (openpgp, armor, seal, keyring):
         assert all(hasattr(module, name) for name in module.__all__), module.__name__
 
 
 def test_every_crypto_error_is_a_bridge_error() -> None:
     for error in (KeyFileError, PassphraseError, BadKeyError, WrongKeyOwner, DecryptError):
-        assert issubclass(error, crypto.CryptoError) and issubclass(error, BridgeError)
-    assert crypto.PeerKeyMissing("bob").code in str(crypto.PeerKeyMissing("bob"))
+        assert issubclass(error, openpgp.CryptoError) and issubclass(error, BridgeError)
+    assert openpgp.PeerKeyMissing("bob").code in str(openpgp.PeerKeyMissing("bob"))
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -224,21 +224,21 @@ def test_every_crypto_error_is_a_bridge_error() -> None:
 def test_encrypt_and_sign_then_decrypt_and_verify_gives_the_text_and_a_valid_signature(
     alice: PrivateKey, bob: PrivateKey
 ) -> None:
-    sealed = crypto.encrypt_and_sign(TEXT, bob.public_key("bob"), alice)
+    sealed = openpgp.encrypt_and_sign(TEXT, bob.public_key("bob"), alice)
     assert sealed.startswith("-----BEGIN PGP MESSAGE-----\n") and "review the" not in sealed
-    text, verification = crypto.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
+    text, verification = openpgp.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
     assert text == TEXT
     assert verification.status == "valid" and verification.fingerprint == alice.fingerprint
 
 
 def test_pgpy_reads_our_armor(alice: PrivateKey, bob: PrivateKey) -> None:
-    sealed = crypto.encrypt_and_sign("hi", bob.public_key("bob"), alice)
+    sealed = openpgp.encrypt_and_sign("hi", bob.public_key("bob"), alice)
     message = pgpy.PGPMessage.from_blob(sealed)  # pgpy's own parser checks the CRC
     assert bob.key.decrypt(message).message == "hi"
 
 
 def test_an_unsigned_message_verifies_as_none(alice: PrivateKey, bob: PrivateKey) -> None:
-    text, verification = crypto.decrypt_and_verify(
+    text, verification = openpgp.decrypt_and_verify(
         _unsigned("hi", bob.public_key("bob")), bob, alice.public_key("alice")
     )
     assert text == "hi" and verification.status == "none"
@@ -248,8 +248,8 @@ def test_a_signature_by_another_key_than_the_senders_is_invalid(
     alice: PrivateKey, bob: PrivateKey
 ) -> None:
     mallory = PrivateKey.generate("mallory")
-    sealed = crypto.encrypt_and_sign("from alice, honest", bob.public_key("bob"), mallory)
-    _, verification = crypto.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
+    sealed = openpgp.encrypt_and_sign("from alice, honest", bob.public_key("bob"), mallory)
+    _, verification = openpgp.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
     assert verification.status == "invalid" and verification.fingerprint is None
 
 
@@ -257,33 +257,33 @@ def test_a_signature_over_other_text_is_invalid(alice: PrivateKey, bob: PrivateK
     message = pgpy.PGPMessage.new("pay mallory", compression=CompressionAlgorithm.Uncompressed)
     message |= alice.key.sign(pgpy.PGPMessage.new("pay bob"))
     sealed = armor(bytes(bob.public_key("bob").key.encrypt(message)))
-    text, verification = crypto.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
+    text, verification = openpgp.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
     assert text == "pay mallory" and verification.status == "invalid"
 
 
 def test_a_signed_message_from_a_sender_without_a_key_is_invalid(
     alice: PrivateKey, bob: PrivateKey
 ) -> None:
-    sealed = crypto.encrypt_and_sign("hi", bob.public_key("bob"), alice)
-    assert crypto.decrypt_and_verify(sealed, bob, None)[1].status == "invalid"
+    sealed = openpgp.encrypt_and_sign("hi", bob.public_key("bob"), alice)
+    assert openpgp.decrypt_and_verify(sealed, bob, None)[1].status == "invalid"
 
 
 @pytest.mark.parametrize("where", [-40, -5, 60])
 def test_a_tampered_ciphertext_is_a_decrypt_error(
     alice: PrivateKey, bob: PrivateKey, where: int
 ) -> None:
-    data = bytearray(unarmor(crypto.encrypt_and_sign(TEXT, bob.public_key("bob"), alice)))
+    data = bytearray(unarmor(openpgp.encrypt_and_sign(TEXT, bob.public_key("bob"), alice)))
     data[where] ^= 0x01
     with pytest.raises(DecryptError):
-        crypto.decrypt_and_verify(armor(bytes(data)), bob, alice.public_key("alice"))
+        openpgp.decrypt_and_verify(armor(bytes(data)), bob, alice.public_key("alice"))
 
 
 def test_a_message_for_another_key_is_not_for_us_and_names_both(
     alice: PrivateKey, bob: PrivateKey
 ) -> None:
-    sealed = crypto.encrypt_and_sign("for alice only", alice.public_key("alice"), bob)
+    sealed = openpgp.encrypt_and_sign("for alice only", alice.public_key("alice"), bob)
     with pytest.raises(NotForUs) as caught:
-        crypto.decrypt(sealed, bob)
+        openpgp.decrypt(sealed, bob)
     assert bob.fingerprint in str(caught.value)
 
 
@@ -299,14 +299,14 @@ def test_a_message_for_another_key_is_not_for_us_and_names_both(
 )
 def test_anything_but_an_openpgp_message_is_a_decrypt_error(bob: PrivateKey, content: str) -> None:
     with pytest.raises(DecryptError):
-        crypto.decrypt(content, bob)
+        openpgp.decrypt(content, bob)
 
 
 def test_a_signed_but_unencrypted_message_is_a_decrypt_error(alice: PrivateKey) -> None:
     message = pgpy.PGPMessage.new("hi")
     message |= alice.key.sign(message)
     with pytest.raises(DecryptError, match="not encrypted"):
-        crypto.decrypt(armor(bytes(message)), alice)
+        openpgp.decrypt(armor(bytes(message)), alice)
 
 
 @pytest.mark.parametrize("rsa_bits", [None, 2048], ids=["ed25519", "rsa"])
@@ -316,10 +316,10 @@ def test_a_closed_key_can_no_longer_decrypt(
     path = tmp_path / "private.asc"
     PrivateKey.generate("carol", rsa_bits=rsa_bits).write(path, "pw")
     carol = PrivateKey.load(path, "pw")
-    sealed = crypto.encrypt_and_sign("hi", carol.public_key("carol"), alice)
+    sealed = openpgp.encrypt_and_sign("hi", carol.public_key("carol"), alice)
     carol.close()
     with pytest.raises(DecryptError):
-        crypto.decrypt(sealed, carol)
+        openpgp.decrypt(sealed, carol)
     # nor does a key object built from the secret (the RSA speed-up) outlive it
     assert not any("__privkey__" in vars(m) for m in carol._materials())
 
@@ -344,25 +344,25 @@ def _compressed(text: str, algorithm: CompressionAlgorithm, signer: PrivateKey) 
 def test_a_message_that_inflates_past_the_limit_is_refused(
     alice: PrivateKey, bob: PrivateKey, algorithm: CompressionAlgorithm
 ) -> None:
-    bomb = _compressed("0" * (4 * crypto.MAX_PLAINTEXT_BYTES), algorithm, alice)
+    bomb = _compressed("0" * (4 * openpgp.MAX_PLAINTEXT_BYTES), algorithm, alice)
     sealed = _encrypt(bomb, bob)
     assert len(sealed) < 64 * 1024  # it fits in one mailbox message
     with pytest.raises(DecryptError, match="inflates"):
-        crypto.decrypt(sealed, bob)
+        openpgp.decrypt(sealed, bob)
 
 
 def test_an_unencrypted_compression_bomb_is_refused_while_parsing(alice: PrivateKey) -> None:
-    bomb = _compressed("0" * (4 * crypto.MAX_PLAINTEXT_BYTES), CompressionAlgorithm.ZIP, alice)
+    bomb = _compressed("0" * (4 * openpgp.MAX_PLAINTEXT_BYTES), CompressionAlgorithm.ZIP, alice)
     with pytest.raises(DecryptError, match="inflates"):
-        crypto.decrypt(armor(bytes(bomb)), alice)
+        openpgp.decrypt(armor(bytes(bomb)), alice)
 
 
 def test_honestly_compressed_mail_still_reads(alice: PrivateKey, bob: PrivateKey) -> None:
     sealed = _encrypt(_compressed(TEXT * 40, CompressionAlgorithm.ZLIB, alice), bob)
-    text, verification = crypto.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
+    text, verification = openpgp.decrypt_and_verify(sealed, bob, alice.public_key("alice"))
     assert text == TEXT * 40 and verification.status == "valid"
 
 
 def test_outside_decrypt_pgpy_inflates_as_it_always_did(alice: PrivateKey) -> None:
-    big = _compressed("0" * (2 * crypto.MAX_PLAINTEXT_BYTES), CompressionAlgorithm.ZIP, alice)
-    assert len(pgpy.PGPMessage.from_blob(bytes(big)).message) == 2 * crypto.MAX_PLAINTEXT_BYTES
+    big = _compressed("0" * (2 * openpgp.MAX_PLAINTEXT_BYTES), CompressionAlgorithm.ZIP, alice)
+    assert len(pgpy.PGPMessage.from_blob(bytes(big)).message) == 2 * openpgp.MAX_PLAINTEXT_BYTES

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mailbox_mcp import envelope, envelope_tables
-from mailbox_mcp.envelope import (
+from mailbox_mcp.inbound import envelope, envelope_tables
+from mailbox_mcp.inbound.envelope import (
     SUBJECT_MAX_CHARS,
     TRUST_LEVELS,
     clean_content,
@@ -30,7 +30,7 @@ from mailbox_mcp.envelope import (
     wrap_incoming_message,
     wrap_remote_text,
 )
-from mailbox_mcp.envelope_tables import OPENERS
+from mailbox_mcp.inbound.envelope_tables import OPENERS
 
 PROPERTY = settings(max_examples=300, deadline=None)
 

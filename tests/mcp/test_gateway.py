@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailbox_mcp.gateway import (
+from mailbox_mcp.openclaw.gateway import (
     SESSIONS_SEND_FIX,
     GatewayAuthError,
     GatewayClient,

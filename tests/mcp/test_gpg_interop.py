@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_mcp import crypto
-from mailbox_mcp.crypto import PassphraseError, PrivateKey, PublicKey
+from mailbox_mcp.e2e import openpgp
+from mailbox_mcp.e2e.openpgp import PassphraseError, PrivateKey, PublicKey
 
 GPG = shutil.which("gpg")
 # CI installs gpg (.ci/run) and must not skip this quietly; locally a missing gpg skips.
@@ -143,7 +143,7 @@ def test_what_gpg_encrypts_and_signs_to_our_published_key_we_decrypt_and_verify(
         passphrase=PASSPHRASE,
     )
     directory_key = PublicKey.parse(sender.public_armored, sender.name)
-    text, verification = crypto.decrypt_and_verify(armored, ours, directory_key)
+    text, verification = openpgp.decrypt_and_verify(armored, ours, directory_key)
     assert text == TEXT
     assert verification.status == "valid" and verification.fingerprint == sender.fingerprint
 
@@ -153,7 +153,7 @@ def test_what_we_encrypt_and_sign_gpg_decrypts_and_verifies(
     gpg: Gpg, gpg_keys: dict[str, GpgKey], ours: PrivateKey, kind: str
 ) -> None:
     recipient = gpg_keys[kind]
-    sealed = crypto.encrypt_and_sign(
+    sealed = openpgp.encrypt_and_sign(
         TEXT, PublicKey.parse(recipient.public_armored, recipient.name), ours
     )
     result = gpg.run("--decrypt", input=sealed, passphrase=PASSPHRASE)
@@ -174,13 +174,13 @@ def test_a_key_made_by_gpg_works_as_our_own_private_key(
     key = PrivateKey.from_armored(exported, PASSPHRASE)
     assert key.fingerprint == made.fingerprint and key.belongs_to(made.name)
     # a peer (us) writes to it, and it reads
-    sealed = crypto.encrypt_and_sign(TEXT, PublicKey.parse(made.public_armored, made.name), ours)
-    text, verification = crypto.decrypt_and_verify(sealed, key, ours.public_key("our-agent"))
+    sealed = openpgp.encrypt_and_sign(TEXT, PublicKey.parse(made.public_armored, made.name), ours)
+    text, verification = openpgp.decrypt_and_verify(sealed, key, ours.public_key("our-agent"))
     assert text == TEXT and verification.status == "valid"
     # it signs, and gpg agrees
-    signed = crypto.encrypt_and_sign(TEXT, ours.public_key("our-agent"), key)
+    signed = openpgp.encrypt_and_sign(TEXT, ours.public_key("our-agent"), key)
     assert (
-        crypto.decrypt_and_verify(signed, ours, PublicKey.parse(made.public_armored, made.name))[
+        openpgp.decrypt_and_verify(signed, ours, PublicKey.parse(made.public_armored, made.name))[
             1
         ].fingerprint
         == made.fingerprint

@@ -15,10 +15,16 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from mailbox_mcp import keyring
-from mailbox_mcp.crypto import BadKeyError, PeerKeyMissing, PrivateKey, PublicKey, WrongKeyOwner
+from mailbox_mcp.e2e import keyring
+from mailbox_mcp.e2e.keyring import PeerKeys
+from mailbox_mcp.e2e.openpgp import (
+    BadKeyError,
+    PeerKeyMissing,
+    PrivateKey,
+    PublicKey,
+    WrongKeyOwner,
+)
 from mailbox_mcp.errors import MailboxAPIError
-from mailbox_mcp.keyring import PeerKeys
 from tests import abusive_keys
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e.openpgp import PrivateKey
 from tests.helpers import Agent, register
 from tests.servers import ServerThread
 

@@ -14,11 +14,11 @@ from typing import Any
 import anyio
 import pytest
 
-from mailbox_mcp.delivery import Injector
-from mailbox_mcp.gateway import GatewayClient
-from mailbox_mcp.listener import Listener
+from mailbox_mcp.inbound.delivered_log import DeliveredLog
+from mailbox_mcp.inbound.injector import Injector
+from mailbox_mcp.openclaw.gateway import GatewayClient
+from mailbox_mcp.server_link.listener import Listener
 from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.state import DeliveredLog
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent
 from tests.mcp.conftest import GATEWAY_TOKEN, send

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_mcp.openclaw_home import config_path, main_workspace
+from mailbox_mcp.openclaw.home import config_path, main_workspace
 
 OPENCLAW_VARIABLES = (
     "OPENCLAW_STATE_DIR",

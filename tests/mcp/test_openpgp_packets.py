@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbox_mcp.armor import unarmor
-from mailbox_mcp.crypto import PrivateKey
-from mailbox_mcp.openpgp_packets import (
+from mailbox_mcp.e2e.armor import unarmor
+from mailbox_mcp.e2e.key_packets import (
     MAX_KEY_PACKETS,
     MAX_SUBKEYS,
     MAX_SUBPACKETS,
@@ -16,6 +15,7 @@ from mailbox_mcp.openpgp_packets import (
     KeyShapeError,
     check_public_key,
 )
+from mailbox_mcp.e2e.openpgp import PrivateKey
 from tests.abusive_keys import packet, split, subpacket_count, with_signature_subpackets
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_mcp.policy import inspect_policy, judge
+from mailbox_mcp.openclaw.policy import inspect_policy, judge
+from mailbox_mcp.owner.snippets import openclaw_dedicated_config
 from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.snippets import openclaw_dedicated_config
 
 
 def test_peer_sessions_under_main_are_flagged() -> None:

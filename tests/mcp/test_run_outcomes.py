@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mailbox_mcp.run_watch import RunFailure
+from mailbox_mcp.inbound.run_watch import RunFailure
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent
 from tests.mcp.conftest import MAILBOX_MCP, bridge, bridge_env, send, status_until

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from mailbox_mcp.errors import ConfigError
-from mailbox_mcp.serve_auth import BearerToken, serve_token
+from mailbox_mcp.mcp_server.serve_auth import BearerToken, serve_token
 from mailbox_mcp.settings import BridgeSettings
 
 

@@ -22,7 +22,7 @@ import anyio.to_thread
 import pytest
 from mcp import Client
 
-from mailbox_mcp import envelope
+from mailbox_mcp.inbound import envelope
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, reply_token, send
 from tests.openclaw.conftest import peer_of, requires_openclaw

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_mcp.election import ListenerLock
+from mailbox_mcp.inbound.election import ListenerLock
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge_env
 from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw

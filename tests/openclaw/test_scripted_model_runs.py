@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from mailbox_mcp import envelope
+from mailbox_mcp.inbound import envelope
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, reply_token, send
 from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from mailbox_mcp import envelope
+from mailbox_mcp.inbound import envelope
 from tests.openclaw.conftest import requires_openclaw
 from tests.openclaw.scripted_model import ModelRequest, Reply, Text, ToolCall
 from tests.openclaw.two_agents import (

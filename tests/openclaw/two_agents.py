@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailbox_mcp.openclaw.workspace import prepare_peer_workspace
+from mailbox_mcp.owner.snippets import openclaw_dedicated_config
 from mailbox_mcp.settings import BridgeSettings
-from mailbox_mcp.snippets import openclaw_dedicated_config
-from mailbox_mcp.workspace import prepare_peer_workspace
 from tests.helpers import Agent
 from tests.mcp.conftest import REPLY_LINE
 from tests.openclaw.dedicated import MAIN_SESSION, PEER_AGENT, peer_session

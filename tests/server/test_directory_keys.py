@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mailbox_mcp.armor import armor, unarmor
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e.armor import armor, unarmor
+from mailbox_mcp.e2e.openpgp import PrivateKey
 from server.services import directory
 from server.services.openpgp_parse import KeyParser
 from tests import abusive_keys

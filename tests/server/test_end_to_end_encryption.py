@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mailbox_mcp import crypto
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e import openpgp
+from mailbox_mcp.e2e.openpgp import PrivateKey
 from tests.helpers import Agent, connect_agents, register
 from tests.server.test_storage_at_rest import _raw_postgres, _raw_sqlite
 from tests.servers import ServerThread, server_settings
@@ -34,7 +34,7 @@ def _sealed_pair(server: ServerThread) -> tuple[Agent, Agent, str]:
     a, b = register(server.url, "alice"), register(server.url, "bob")
     connect_agents(a, b)
     a_key, b_key = _publish(a), _publish(b)
-    sealed = crypto.encrypt_and_sign("SEALED-PLAINTEXT-9931", b_key.public_key(b.name), a_key)
+    sealed = openpgp.encrypt_and_sign("SEALED-PLAINTEXT-9931", b_key.public_key(b.name), a_key)
     return a, b, sealed
 
 

@@ -10,8 +10,8 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from mailbox_mcp.armor import unarmor
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e.armor import unarmor
+from mailbox_mcp.e2e.openpgp import PrivateKey
 from server.errors import InvalidInput, RateLimited
 from server.services.openpgp_parse import WORKER, KeyParser
 from tests.abusive_keys import packet

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from mailbox_mcp.crypto import PrivateKey
+from mailbox_mcp.e2e.openpgp import PrivateKey
 from mailbox_mcp.safety import handles
 from mailbox_mcp.safety.secret_rules import LEFT_OUT, PLUGIN_KINDS, rules
 from mailbox_mcp.safety.secret_scan import SecretScanner

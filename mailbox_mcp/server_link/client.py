@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .errors import MailboxAPIError, ServerUnreachable
+from mailbox_mcp.errors import MailboxAPIError, ServerUnreachable
 
 USER_AGENT = "agent-mailbox-mcp/0.1"
 

@@ -20,8 +20,8 @@ import anyio
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .backoff import Backoff
-from .state import DeliveredLog
+from mailbox_mcp.inbound.delivered_log import DeliveredLog
+from mailbox_mcp.server_link.retry import Backoff
 
 log = logging.getLogger(__name__)
 

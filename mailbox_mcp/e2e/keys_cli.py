@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import MailboxAPI
-from .settings import BridgeSettings
+from mailbox_mcp.server_link.client import MailboxAPI
+from mailbox_mcp.settings import BridgeSettings
 
 if TYPE_CHECKING:
-    from .crypto import PrivateKey
+    from mailbox_mcp.e2e.openpgp import PrivateKey
 
 __all__ = ["add_keys_parser", "run_keys"]
 
@@ -48,7 +48,7 @@ def add_keys_parser(commands: Any) -> None:
 
 
 async def run_keys(settings: BridgeSettings, args: argparse.Namespace) -> int:
-    from .crypto import CryptoError  # pgpy only for the commands that use it
+    from mailbox_mcp.e2e.openpgp import CryptoError  # pgpy only for the commands that use it
 
     try:
         if args.keys_command == "generate":
@@ -104,7 +104,7 @@ async def _generate(settings: BridgeSettings, args: argparse.Namespace) -> int:
         raise SystemExit(f"mailbox-mcp: {path} already exists: keep it, or pass --force")
     name = await _agent_name(settings, args)
     passphrase = _new_passphrase(settings, args)
-    from .crypto import PrivateKey
+    from mailbox_mcp.e2e.openpgp import PrivateKey
 
     key = PrivateKey.generate(name, rsa_bits=args.rsa)
     key.write(path, passphrase, force=args.force)
@@ -119,7 +119,7 @@ async def _generate(settings: BridgeSettings, args: argparse.Namespace) -> int:
 
 
 def _load_public_parts(path: Path) -> PrivateKey:
-    from .crypto import PrivateKey
+    from mailbox_mcp.e2e.openpgp import PrivateKey
 
     return PrivateKey.load(path, None, unlock=False)
 

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from .api import MailboxAPI
-from .errors import MailboxAPIError
-from .settings import BridgeSettings
+from mailbox_mcp.errors import MailboxAPIError
+from mailbox_mcp.server_link.client import MailboxAPI
+from mailbox_mcp.settings import BridgeSettings
 
 if TYPE_CHECKING:
-    from .crypto import Decrypted, PrivateKey, Verification
-    from .keyring import PeerKeys
+    from mailbox_mcp.e2e.keyring import PeerKeys
+    from mailbox_mcp.e2e.openpgp import Decrypted, PrivateKey, Verification
 
 __all__ = [
     "ENCRYPTED_NOTICE",
@@ -79,7 +79,7 @@ class EndToEnd:
     @property
     def peers(self) -> PeerKeys:
         if self._peers is None:
-            from .keyring import PeerKeys
+            from mailbox_mcp.e2e.keyring import PeerKeys
 
             # The same limiter as our own pgpy work: one pgpy thread competes with the loop.
             self._peers = PeerKeys(
@@ -94,7 +94,7 @@ class EndToEnd:
 
     async def private_key(self) -> PrivateKey:
         """Our key, loaded and unlocked once. Raises CryptoError saying how to set it up."""
-        from .crypto import PrivateKey
+        from mailbox_mcp.e2e.openpgp import PrivateKey
 
         async with self._key_lock:
             if self._key is None:
@@ -115,11 +115,11 @@ class EndToEnd:
         Raises CryptoError (PeerKeyMissing when `to` has no key) and
         MailboxAPIError when the directory cannot be asked.
         """
-        from . import crypto
+        from mailbox_mcp.e2e import openpgp
 
         key = await self.private_key()
         peer = await self.peers.require(to)
-        return await self._run(crypto.encrypt_and_sign, content, peer, key)
+        return await self._run(openpgp.encrypt_and_sign, content, peer, key)
 
     # --- receiving ---------------------------------------------------------------
 
@@ -134,14 +134,14 @@ class EndToEnd:
             )
 
     async def _open(self, message: dict[str, Any], me: str | None) -> Opened:
-        from . import crypto
-        from .crypto import CryptoError, NotForUs
+        from mailbox_mcp.e2e import openpgp
+        from mailbox_mcp.e2e.openpgp import CryptoError, NotForUs
 
         sender = message["from_agent"]
         armored = message.get("content", "")
         try:
             key = await self.private_key()
-            decrypted = await self._run(crypto.decrypt, armored, key)
+            decrypted = await self._run(openpgp.decrypt, armored, key)
         except NotForUs as exc:
             if me is not None and sender == me:
                 return undecryptable(
@@ -174,8 +174,8 @@ class EndToEnd:
 
     async def _verify(self, sender: str, decrypted: Decrypted) -> Verification | None:
         """The signature against the sender's directory key; None if the directory is down."""
-        from . import crypto
-        from .crypto import CryptoError, Verification
+        from mailbox_mcp.e2e import openpgp
+        from mailbox_mcp.e2e.openpgp import CryptoError, Verification
 
         if not decrypted.signed:
             return Verification("none")
@@ -188,7 +188,7 @@ class EndToEnd:
                 return None
             except CryptoError as exc:  # the directory's key is unusable or names someone else
                 return Verification("invalid", reason=str(exc))
-            result = await self._run(crypto.verify, decrypted, key)
+            result = await self._run(openpgp.verify, decrypted, key)
             if result.status == "valid" or fetched_now or refresh:
                 return result
             refresh = True  # the cached key failed: the peer may have rotated

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from .bridge import Bridge
-from .errors import BridgeError, MailboxAPIError, ServerUnreachable
-from .safety import review
-from .tool_errors import NEXT_STEP
-from .tool_results import StatusResult
+from mailbox_mcp.bridge import Bridge
+from mailbox_mcp.errors import BridgeError, MailboxAPIError, ServerUnreachable
+from mailbox_mcp.mcp_server.error_map import NEXT_STEP
+from mailbox_mcp.mcp_server.results import StatusResult
+from mailbox_mcp.safety import review
 
 
 async def status(bridge: Bridge) -> StatusResult:

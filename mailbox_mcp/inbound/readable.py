@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import envelope
-from .e2e import EndToEnd, undecryptable
-from .safety import handles
-from .settings import BridgeSettings
+from mailbox_mcp.e2e.seal import EndToEnd, undecryptable
+from mailbox_mcp.inbound import envelope
+from mailbox_mcp.safety import handles
+from mailbox_mcp.settings import BridgeSettings
 
 __all__ = ["Readable", "read", "render"]
 

@@ -60,9 +60,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .armor import ArmorError, armor, unarmor
-from .errors import BridgeError
-from .openpgp_packets import KeyShapeError, check_public_key
+from mailbox_mcp.e2e.armor import ArmorError, armor, unarmor
+from mailbox_mcp.e2e.key_packets import KeyShapeError, check_public_key
+from mailbox_mcp.errors import BridgeError
 
 # pgpy 0.6 warns on import and on every use about cryptography APIs it uses and
 # checks it has not implemented; none of it is actionable for our users.

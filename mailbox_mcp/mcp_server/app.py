@@ -8,10 +8,10 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from . import __version__
-from .bridge import Bridge
-from .settings import BridgeSettings
-from .tools import register_tools
+from mailbox_mcp import __version__
+from mailbox_mcp.bridge import Bridge
+from mailbox_mcp.mcp_server.tools import register_tools
+from mailbox_mcp.settings import BridgeSettings
 
 INSTRUCTIONS = """\
 Agent Mailbox: asynchronous mail with other AI agents that your owner connected you to.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from .errors import ConfigError, MailboxAPIError, ServerUnreachable
+from mailbox_mcp.errors import ConfigError, MailboxAPIError, ServerUnreachable
 
 # What to do about each server error, for the model (and through it, the owner).
 NEXT_STEP = {

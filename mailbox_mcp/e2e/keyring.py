@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from .crypto import PeerKeyMissing, PublicKey
-from .envelope import AGENT_NAME_PATTERN
+from mailbox_mcp.e2e.openpgp import PeerKeyMissing, PublicKey
+from mailbox_mcp.inbound.envelope import AGENT_NAME_PATTERN
 
 __all__ = ["DEFAULT_MAX_AGE_SECONDS", "PeerKeys"]
 

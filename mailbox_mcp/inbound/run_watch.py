@@ -23,7 +23,7 @@ from pathlib import Path
 
 import anyio
 
-from .gateway import GatewayClient, GatewayError
+from mailbox_mcp.openclaw.gateway import GatewayClient, GatewayError
 
 log = logging.getLogger(__name__)
 

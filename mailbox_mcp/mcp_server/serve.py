@@ -17,11 +17,11 @@ import sys
 import anyio
 import uvicorn
 
-from .app import build_server
-from .bridge import Bridge
-from .errors import ConfigError
-from .serve_auth import BearerToken, serve_token
-from .settings import BridgeSettings
+from mailbox_mcp.bridge import Bridge
+from mailbox_mcp.errors import ConfigError
+from mailbox_mcp.mcp_server.app import build_server
+from mailbox_mcp.mcp_server.serve_auth import BearerToken, serve_token
+from mailbox_mcp.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,18 +9,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from . import __version__
-from .api import MailboxAPI
-from .election import ListenerLock
-from .errors import BridgeError, MailboxAPIError, ServerUnreachable
-from .gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
-from .openclaw_home import bridge_env, config_path, read_config
-from .policy import FIX as POLICY_FIX
-from .policy import inspect_policy
-from .run_watch import load_failure
-from .safety import review
-from .settings import BridgeSettings
-from .workspace import CURRENT, EDITED, MISSING, inspect_peer_workspace
+from mailbox_mcp import __version__
+from mailbox_mcp.errors import BridgeError, MailboxAPIError, ServerUnreachable
+from mailbox_mcp.inbound.election import ListenerLock
+from mailbox_mcp.inbound.run_watch import load_failure
+from mailbox_mcp.openclaw.gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
+from mailbox_mcp.openclaw.home import bridge_env, config_path, read_config
+from mailbox_mcp.openclaw.policy import FIX as POLICY_FIX
+from mailbox_mcp.openclaw.policy import inspect_policy
+from mailbox_mcp.openclaw.workspace import CURRENT, EDITED, MISSING, inspect_peer_workspace
+from mailbox_mcp.safety import review
+from mailbox_mcp.server_link.client import MailboxAPI
+from mailbox_mcp.settings import BridgeSettings
 
 
 @dataclass
@@ -200,8 +200,8 @@ def role_files_check(settings: BridgeSettings) -> Check | None:
 
 def review_check(settings: BridgeSettings) -> Check | None:
     """What waits for the owner (held replies, screened-out messages)."""
-    from .safety.context import Safety
-    from .safety.owner_cli import expire_and_audit
+    from mailbox_mcp.safety.context import Safety
+    from mailbox_mcp.safety.owner_cli import expire_and_audit
 
     safety = Safety(settings, settings.resolved_api_key())
     try:

@@ -45,7 +45,7 @@ import re
 import secrets
 import unicodedata
 
-from .envelope_tables import INVISIBLE, LETTERS, OPENERS
+from mailbox_mcp.inbound.envelope_tables import INVISIBLE, LETTERS, OPENERS
 
 __all__ = [
     "AGENT_NAME_PATTERN",

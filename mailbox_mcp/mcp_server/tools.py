@@ -17,14 +17,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from . import envelope
-from .bridge import Bridge
-from .errors import BridgeError, ConfigError, MailboxAPIError
-from .incoming import render
-from .safety.reply import ReplyResult, reply
-from .status import status
-from .tool_errors import tool_error
-from .tool_results import (
+from mailbox_mcp.bridge import Bridge
+from mailbox_mcp.errors import BridgeError, ConfigError, MailboxAPIError
+from mailbox_mcp.inbound import envelope
+from mailbox_mcp.inbound.readable import render
+from mailbox_mcp.mcp_server.error_map import tool_error
+from mailbox_mcp.mcp_server.results import (
     ApproveResult,
     ConnectionRequestView,
     ConnectionsResult,
@@ -39,6 +37,8 @@ from .tool_results import (
     StatusResult,
     WrappedMessage,
 )
+from mailbox_mcp.mcp_server.status import status
+from mailbox_mcp.safety.reply import ReplyResult, reply
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=True)
 WRITES = ToolAnnotations(

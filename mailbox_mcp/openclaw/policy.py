@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .openclaw_home import read_config
+from mailbox_mcp.openclaw.home import read_config
 
 DANGEROUS = ("exec", "write", "sessions_send")
 DANGEROUS_GROUPS = ("group:runtime", "group:fs", "group:sessions")

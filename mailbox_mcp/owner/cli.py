@@ -20,26 +20,26 @@ from urllib.parse import urlsplit
 import anyio
 from pydantic import ValidationError
 
-from . import __version__
-from .api import MailboxAPI
-from .doctor import run_doctor
-from .errors import ConfigError, MailboxAPIError
-from .keys_cli import add_keys_parser, run_keys
-from .openclaw_home import main_workspace as openclaw_main_workspace
-from .safety.audit_cli import add_audit_parser, run_audit
-from .safety.context import Safety
-from .safety.ledger import Ledger
-from .safety.owner_cli import add_owner_parsers, run_autonomy, run_peers, run_review
-from .serve_auth import serve_token
-from .settings import BridgeSettings
-from .snippets import (
+from mailbox_mcp import __version__
+from mailbox_mcp.e2e.keys_cli import add_keys_parser, run_keys
+from mailbox_mcp.errors import ConfigError, MailboxAPIError
+from mailbox_mcp.mcp_server.serve_auth import serve_token
+from mailbox_mcp.openclaw.home import main_workspace as openclaw_main_workspace
+from mailbox_mcp.openclaw.workspace import prepare_peer_workspace
+from mailbox_mcp.owner.doctor import run_doctor
+from mailbox_mcp.owner.snippets import (
     SERVE_URL,
     claude_config,
     openclaw_dedicated_config,
     openclaw_main_config,
     systemd_unit,
 )
-from .workspace import prepare_peer_workspace
+from mailbox_mcp.safety.audit_cli import add_audit_parser, run_audit
+from mailbox_mcp.safety.context import Safety
+from mailbox_mcp.safety.ledger import Ledger
+from mailbox_mcp.safety.owner_cli import add_owner_parsers, run_autonomy, run_peers, run_review
+from mailbox_mcp.server_link.client import MailboxAPI
+from mailbox_mcp.settings import BridgeSettings
 
 log = logging.getLogger("mailbox_mcp")
 
@@ -67,7 +67,7 @@ def _log_to_stderr() -> None:
 def run_stdio() -> int:
     _log_to_stderr()
     settings = load_settings()
-    from .app import build_server
+    from mailbox_mcp.mcp_server.app import build_server
 
     build_server(settings).run("stdio")
     return 0
@@ -218,7 +218,7 @@ async def _doctor(settings: BridgeSettings, _args: argparse.Namespace) -> int:
 def _run_service(args: argparse.Namespace) -> int:
     _log_to_stderr()
     settings = load_settings()
-    from .serve import run_listen, run_serve
+    from mailbox_mcp.mcp_server.serve import run_listen, run_serve
 
     try:
         if args.command == "serve":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .settings import BridgeSettings
+from mailbox_mcp.settings import BridgeSettings
 
 TOKEN_PLACEHOLDER = "<the gateway token: gateway.auth.token in openclaw.json>"
 SERVE_URL = "http://127.0.0.1:8766/mcp"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import ConfigError
-from .settings import BridgeSettings
+from mailbox_mcp.errors import ConfigError
+from mailbox_mcp.settings import BridgeSettings
 
 
 class BearerToken:

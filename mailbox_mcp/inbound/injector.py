@@ -20,16 +20,16 @@ from typing import Any
 
 import anyio
 
-from .backoff import Backoff
-from .e2e import EndToEnd
-from .gateway import GatewayClient, GatewayError
-from .incoming import Readable, read
-from .run_watch import RunWatcher
-from .safety import review
-from .safety.context import Safety
-from .safety.guard import InboundGuard
-from .settings import BridgeSettings
-from .state import DeliveredLog
+from mailbox_mcp.e2e.seal import EndToEnd
+from mailbox_mcp.inbound.delivered_log import DeliveredLog
+from mailbox_mcp.inbound.readable import Readable, read
+from mailbox_mcp.inbound.run_watch import RunWatcher
+from mailbox_mcp.openclaw.gateway import GatewayClient, GatewayError
+from mailbox_mcp.safety import review
+from mailbox_mcp.safety.context import Safety
+from mailbox_mcp.safety.guard import InboundGuard
+from mailbox_mcp.server_link.retry import Backoff
+from mailbox_mcp.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 
