@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import asyncpg
 from fastapi import FastAPI
@@ -93,7 +94,14 @@ def create_app(settings: Settings) -> ASGIApp:
     if settings.proxy_addresses:
         # Here, not as uvicorn's `proxy_headers` option, so every way of serving the
         # app (the CLI, the tests' servers) trusts exactly the configured proxies.
-        outer = ProxyHeadersMiddleware(outer, trusted_hosts=settings.proxy_addresses)  # type: ignore[arg-type]
+        # uvicorn types its middleware with its own ASGI types, starlette with its own.
+        outer = cast(
+            ASGIApp,
+            ProxyHeadersMiddleware(
+                outer,  # type: ignore[arg-type]
+                trusted_hosts=settings.proxy_addresses,
+            ),
+        )
     return outer
 
 

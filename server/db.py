@@ -168,6 +168,7 @@ class Database:
             if generation != self._generation:
                 return
             if self._checkpointer is None:
+                assert self._sqlite_path is not None  # checkpoints are SQLite's alone
                 self._checkpointer = sqlite3.connect(
                     self._sqlite_path, isolation_level=None, check_same_thread=False
                 )

@@ -19,12 +19,12 @@ the secret does not, so every keyed hash stays valid.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import Column, Table, bindparam, func, select, update
+from sqlalchemy import Column, Row, Table, bindparam, func, select, update
 
 from . import key_registry
 from .cipher import Cipher
@@ -138,7 +138,7 @@ async def _reencrypt_table(
 
 
 def _rotate_batch(
-    cipher: Cipher, spec: EncryptedTable, rows: list[Any], state: Progress
+    cipher: Cipher, spec: EncryptedTable, rows: Sequence[Row[Any]], state: Progress
 ) -> dict[Column[Any], list[dict[str, Any]]]:
     changes: dict[Column[Any], list[dict[str, Any]]] = {c: [] for c in spec.columns}
     for row in rows:

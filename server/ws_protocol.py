@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -52,7 +52,7 @@ ACK_FRAME = re.compile(ACK_PATTERN.encode())
 
 class MailboxWebSocketProtocol(WebSocketsSansIOProtocol):
     def send_receive_event_to_app(self) -> None:
-        sink: AckSink | None = self.scope.get(ACK_SINK)
+        sink = cast("AckSink | None", self.scope.get(ACK_SINK))
         if sink is not None and self.curr_msg_data_type == "text" and len(self.frames) == 1:
             ack = ACK_FRAME.fullmatch(self.frames[0])
             if ack is not None and not self.close_sent and sink(int(ack[1])):

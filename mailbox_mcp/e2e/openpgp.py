@@ -189,7 +189,7 @@ def _bounded_decompress(self: CompressionAlgorithm, data: bytes) -> bytes:
     return out
 
 
-CompressionAlgorithm.decompress = _bounded_decompress  # type: ignore[method-assign]
+CompressionAlgorithm.decompress = _bounded_decompress
 
 
 # --- keys ---------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def _algorithm(key: Any) -> str:
         return "ed25519"
     if key.key_algorithm in (PubKeyAlgorithm.RSAEncryptOrSign, PubKeyAlgorithm.RSASign):
         return f"rsa{key.key_size}"
-    return key.key_algorithm.name.lower()
+    return str(key.key_algorithm.name).lower()
 
 
 def _preferred_cipher(key: Any) -> SymmetricKeyAlgorithm:
@@ -417,7 +417,8 @@ class PrivateKey:
         """The signing key's public part as SPKI PEM (the directory's `public_key`)."""
         # pgpy has no public accessor for the cryptography key object.
         public = self.key._key.keymaterial.__pubkey__()
-        return public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+        pem: bytes = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        return pem.decode()
 
     def to_armored(self, passphrase: str | None) -> str:
         """The private key, armored, protected with AES-256/SHA-256 S2K when a passphrase is given.

@@ -78,9 +78,11 @@ class DeliveredLog:
             )
 
     def count(self) -> int:
-        return self._db.execute(
-            "SELECT COUNT(*) FROM delivered WHERE agent_id = ?", (self.agent_id,)
-        ).fetchone()[0]
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM delivered WHERE agent_id = ?", (self.agent_id,)
+            ).fetchone()[0]
+        )
 
     def close(self) -> None:
         self._db.close()

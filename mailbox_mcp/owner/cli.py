@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -341,7 +342,7 @@ def _peer_agent_id(settings: BridgeSettings) -> str:
     return settings.agent_id if explicit else "mailbox"
 
 
-Command = Callable[[BridgeSettings, argparse.Namespace], Awaitable[int]]
+Command = Callable[[BridgeSettings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def _parser() -> argparse.ArgumentParser:

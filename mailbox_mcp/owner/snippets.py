@@ -54,8 +54,10 @@ def _server_entry(
         }
     env = _env(settings, include_key)
     env["OPENCLAW_GATEWAY_URL"] = settings.gateway_url or "http://127.0.0.1:18789"
-    token = settings.gateway_token.get_secret_value() if settings.gateway_token else None
-    env["OPENCLAW_GATEWAY_TOKEN"] = token if (include_key and token) else TOKEN_PLACEHOLDER
+    gateway_token = settings.gateway_token.get_secret_value() if settings.gateway_token else None
+    env["OPENCLAW_GATEWAY_TOKEN"] = (
+        gateway_token if (include_key and gateway_token) else TOKEN_PLACEHOLDER
+    )
     env["OPENCLAW_AGENT_ID"] = agent_id
     return {**_command(settings), "env": env}
 

@@ -44,6 +44,7 @@ def check(data: bytes | None, head_raw: bytes | None) -> AuditCheck:
     body = data or b""
     complete, newline, partial = body.rpartition(b"\n")
     lines = [_parse(raw) for raw in complete.split(b"\n")] if newline else []
+    found: tuple[int | None, str] | None
     try:
         head = None if head_raw is None else files.parse_head(head_raw)
     except HeadDamaged as exc:

@@ -25,7 +25,8 @@ class Caller:
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 def api_key_of(request: Request) -> str | None:
@@ -47,7 +48,8 @@ async def current_caller(request: Request) -> Caller:
 
 
 def send_gate(request: Request) -> SendGate:
-    return request.app.state.send_gate
+    gate: SendGate = request.app.state.send_gate
+    return gate
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -159,7 +159,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
-    queue: list[Any] = list(messages)
+    queue: list[Message] = list(messages)
 
     async def receive() -> Message:
         if queue:

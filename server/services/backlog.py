@@ -9,6 +9,8 @@ one message, so the backlog always moves on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
 
 from .. import schemas
@@ -52,7 +54,7 @@ async def page_after(
         .limit(MAX_PAGE_MESSAGES)
     )
     async with svc.db.read() as conn:
-        candidates = (await conn.execute(sizes)).all()
+        candidates = (await conn.execute(sizes)).tuples().all()
         last = _last_that_fits(candidates, max_bytes)
         if last is None:
             return []
@@ -61,7 +63,7 @@ async def page_after(
     return await to_messages(svc, rows)
 
 
-def _last_that_fits(sizes: list[tuple[int, int]], max_bytes: int) -> int | None:
+def _last_that_fits(sizes: Sequence[tuple[int, int]], max_bytes: int) -> int | None:
     """The seq of the last message within the budget (the first always counts)."""
     if not sizes:
         return None

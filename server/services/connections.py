@@ -11,6 +11,7 @@ import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Row, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -289,7 +290,7 @@ async def _settle_request(
     code: str,
     now: datetime,
     invalid: NotFound,
-) -> Row:
+) -> Row[Any]:
     """Find the pending request to `target` with `code` and mark it (and its mirror) approved."""
     row = (
         await conn.execute(

@@ -68,7 +68,7 @@ class Subscriber:
         self.closed = False
         # Called once when the hub closes this subscriber, to stop its writer at once
         # (it may be stuck sending to a client that does not read).
-        self.on_close: Callable[[int], None] | None = None
+        self.on_close: Callable[[int], object] | None = None
         # Across processes (cluster_events.py): this socket's name in announcements,
         # and whether its own is committed (so a later one is newer).
         self.socket_id = secrets.token_hex(6)

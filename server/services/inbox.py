@@ -148,4 +148,4 @@ async def ack_ids(svc: Services, agent: AgentRef, ids: list[str]) -> int:
         watermark = last_seq if first_open is None else min(last_seq, first_open - 1)
         if watermark > current:
             await ack_store.set_watermark(conn, agent.id, watermark)
-    return max(watermark, current)
+    return int(max(watermark, current))

@@ -104,7 +104,8 @@ async def store(db: Database, row: NewMessage) -> int:
     # skipping SQLAlchemy's per-checkout and per-execute work.
     async with db.hot_connection() as raw:
         try:
-            return await raw.fetchval(_POSTGRES[(new_session, idempotent)], *args)
+            seq: int = await raw.fetchval(_POSTGRES[(new_session, idempotent)], *args)
+            return seq
         except asyncpg.UniqueViolationError as exc:
             raise IntegrityError("idempotency key race", None, exc) from exc
         except asyncpg.DataError as exc:

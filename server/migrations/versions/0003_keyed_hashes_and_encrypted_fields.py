@@ -58,7 +58,8 @@ def _keyed(secret: bytes, label: bytes, value: str) -> str:
 
 
 def _cipher(required_for: str) -> Any:
-    cipher = op.get_context().config.attributes.get("cipher")
+    config = op.get_context().config
+    cipher = None if config is None else config.attributes.get("cipher")
     if cipher is None:
         raise RuntimeError(
             f"migration 0003 {required_for} and needs the encryption keys: run "
