@@ -10,6 +10,7 @@ one message, so the backlog always moves on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from sqlalchemy import func, select
 
@@ -54,8 +55,8 @@ async def page_after(
         .limit(MAX_PAGE_MESSAGES)
     )
     async with svc.db.read() as conn:
-        candidates = (await conn.execute(sizes)).tuples().all()
-        last = _last_that_fits(candidates, max_bytes)
+        candidates = (await conn.execute(sizes)).all()
+        last = _last_that_fits(cast("Sequence[tuple[int, int]]", candidates), max_bytes)
         if last is None:
             return []
         query = message_query().where(*mine, messages.c.seq <= last).order_by(messages.c.seq)
