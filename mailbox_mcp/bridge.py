@@ -102,7 +102,12 @@ class Bridge:
             settings.gateway_url, token, settings.session_agent_id, __version__
         )
         store = DeliveredLog(settings.state_dir, identity.agent_id)
-        self.runs = RunWatcher(self.gateway, settings.state_dir, identity.agent_id)
+        self.runs = RunWatcher(
+            self.gateway,
+            settings.state_dir,
+            identity.agent_id,
+            backoff=Backoff(settings.retry_initial_seconds, settings.retry_max_seconds),
+        )
         guard = _inbound_guard(settings)
         self.injector = Injector(
             settings,
@@ -166,7 +171,7 @@ class Bridge:
                         "or run `mailbox-mcp doctor`"
                     ) from None
                 self.startup_error = exc.message
-                await anyio.sleep(backoff.next_delay())
+                await anyio.sleep(backoff.delay_after(exc))
 
     async def identify(self) -> Identity:
         if self.identity is None:

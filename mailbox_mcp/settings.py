@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mailbox_mcp.openclaw.session_keys import SessionKey, names_main
+
 DEFAULT_SESSION_KEY_TEMPLATE = "agent:{agent_id}:dm:mailbox-{peer}"
 _AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -85,7 +87,7 @@ class BridgeSettings(BaseSettings):
     @model_validator(mode="after")
     def _template(self) -> BridgeSettings:
         template = self.session_key_template
-        if "{peer}" not in template or not template.startswith("agent:"):
+        if "{peer}" not in template or SessionKey.parse(self.session_key("probe-peer")) is None:
             raise ValueError(
                 "MAILBOX_SESSION_KEY_TEMPLATE must start with 'agent:' and contain {peer}, "
                 f"e.g. {DEFAULT_SESSION_KEY_TEMPLATE!r}"
@@ -95,8 +97,7 @@ class BridgeSettings(BaseSettings):
                 "MAILBOX_GUARD_URL needs MAILBOX_GUARD_MODEL: a pinned model id, so the "
                 "verdicts do not change under you"
             )
-        key = self.session_key("probe-peer")
-        if key.endswith(":main") or key == f"agent:{self.agent_id}:main":
+        if names_main(self.session_key("probe-peer")):
             raise ValueError("MAILBOX_SESSION_KEY_TEMPLATE must never name the main session")
         return self
 
@@ -107,7 +108,8 @@ class BridgeSettings(BaseSettings):
     @property
     def session_agent_id(self) -> str:
         """The agent id inside the session key (`agent:<id>:...`)."""
-        return self.session_key("x").split(":")[1]
+        parsed = SessionKey.parse(self.session_key("x"))
+        return parsed.agent_id if parsed else self.agent_id
 
     @property
     def injection_path(self) -> str:

@@ -1,29 +1,39 @@
-"""The server's own errors: services raise them, one handler turns them into JSON.
+"""The server's own errors: one root, two branches, named for what went wrong.
 
-MailboxError                      the root; carries status, stable code, message
-├── Unauthorized                  401 unauthorized
-├── NotFound                      404 not_found, agent_not_found, session_not_found,
-│                                     invalid_code
-├── Conflict                      409 name_taken, already_connected, ...
-├── Forbidden                     403 not_connected
-├── Gone                          410 code_expired
-├── InvalidInput                  400/422 cannot_connect_to_self, subject_required, ...
-├── PayloadTooLarge               413 payload_too_large
-├── RateLimited                   429/503 rate_limited, pending_limit_reached, overloaded
-└── StoredDataUnreadable          503 stored_data_unreadable (a key is missing)
+Services raise ``MailboxError``s and one handler (``server/api/errors.py``)
+turns each into ``{"error", "message"}`` with its status; a
+``ConfigurationError`` stops the server before it answers anything.
 
-ConfigurationError                apart: the server cannot start as configured (never
-                                  an HTTP answer; the CLI prints it as one line)
+ServerError                           the root of every error the server raises on purpose
+├── ConfigurationError                the server cannot start as configured (never an HTTP
+│                                     answer; the CLI prints it as one line)
+└── MailboxError                      an HTTP answer: status, stable code, message
+    ├── Unauthorized                  401 unauthorized
+    ├── NotFound                      404 not_found, agent_not_found, session_not_found,
+    │                                     invalid_code
+    ├── Conflict                      409 name_taken, already_connected, ...
+    ├── Forbidden                     403 not_connected
+    ├── Gone                          410 code_expired
+    ├── InvalidInput                  400/422 cannot_connect_to_self, subject_required, ...
+    ├── PayloadTooLarge               413 payload_too_large
+    ├── RateLimited                   429/503 rate_limited, pending_limit_reached, overloaded
+    └── StoredDataUnreadable          503 stored_data_unreadable (a key is missing)
 """
 
 from __future__ import annotations
 
 
-class ConfigurationError(Exception):
+class ServerError(Exception):
+    """Root of the server's own errors."""
+
+
+class ConfigurationError(ServerError):
     """The server cannot start as configured; the message says what to change."""
 
 
-class MailboxError(Exception):
+class MailboxError(ServerError):
+    """An error the client gets as `{"error", "message"}` with `status_code`."""
+
     status_code: int = 400
     code: str = "bad_request"
 

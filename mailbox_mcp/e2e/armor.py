@@ -14,6 +14,8 @@ import base64
 import binascii
 import re
 
+from mailbox_mcp.errors import BridgeError
+
 __all__ = ["ArmorError", "armor", "crc24", "unarmor"]
 
 _CRC24_INIT = 0xB704CE
@@ -21,7 +23,7 @@ _CRC24_POLY = 0x1864CFB
 _LINE = 64
 
 
-class ArmorError(ValueError):
+class ArmorError(BridgeError):
     """Not an ASCII-armored OpenPGP block of the expected kind."""
 
 

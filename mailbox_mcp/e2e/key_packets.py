@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from mailbox_mcp.errors import BridgeError
+
 __all__ = [
     "MAX_KEY_PACKETS",
     "MAX_SUBKEYS",
@@ -43,7 +45,7 @@ _USER_IDS = frozenset({_USER_ID, _USER_ATTRIBUTE})
 _KEY_PACKETS = _PRIMARY | _SUBKEYS | _USER_IDS | {_SIGNATURE, _TRUST}
 
 
-class KeyShapeError(ValueError):
+class KeyShapeError(BridgeError):
     """Not shaped like one OpenPGP key, or more packets than a key has; says which."""
 
 

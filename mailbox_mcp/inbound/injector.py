@@ -1,8 +1,10 @@
 """Hands each incoming message to the agent: into OpenClaw, wrapped, exactly once.
 
 A message is "delivered" only when the gateway accepted it. Until then the
-injector retries with backoff and the listener does not acknowledge, so
-nothing is lost while the gateway is down, slow or refusing. Delivered ids are
+injector tries again as the error says (server_link/retry.py: soon for a gateway
+that is down or busy, at the slowest pace for a refusal only the owner can fix)
+and the listener does not acknowledge, so nothing is lost while the gateway is
+down, slow or refusing. Delivered ids are
 recorded before the acknowledgement, so a crash in between never injects twice.
 
 Each injected message carries a reply handle (safety/handles.py): the only
@@ -24,7 +26,8 @@ from mailbox_mcp.e2e.seal import EndToEnd
 from mailbox_mcp.inbound.delivered_log import DeliveredLog
 from mailbox_mcp.inbound.readable import Readable, read
 from mailbox_mcp.inbound.run_watch import RunWatcher
-from mailbox_mcp.openclaw.gateway import GatewayClient, GatewayError
+from mailbox_mcp.openclaw.gateway import GatewayClient
+from mailbox_mcp.openclaw.gateway_errors import GatewayError
 from mailbox_mcp.safety import review
 from mailbox_mcp.safety.context import Safety
 from mailbox_mcp.safety.guard import InboundGuard
@@ -119,15 +122,32 @@ class Injector:
                 )
                 break
             except GatewayError as exc:
+                told = self.status.last_error == str(exc)
                 self._note_failure(exc)
-                delay = backoff.next_delay()
-                log.warning(
-                    "could not inject message %s from %s (%s); retrying in %.1f s",
-                    message_id,
-                    peer,
-                    exc,
-                    delay,
-                )
+                # The error decides: a gateway that is down or busy is tried again soon
+                # (after its Retry-After, if it gave one); a refusal that waiting cannot
+                # cure (the token, the allow list) only at the slowest pace, for the
+                # owner's fix, which OpenClaw reloads without a restart.
+                delay = backoff.delay_after(exc)
+                if exc.retryable:
+                    log.warning(
+                        "could not inject message %s from %s (%s); retrying in %.1f s",
+                        message_id,
+                        peer,
+                        exc,
+                        delay,
+                    )
+                else:
+                    log.log(
+                        logging.DEBUG if told else logging.ERROR,
+                        "cannot inject message %s from %s until this is fixed: %s; fix: %s "
+                        "(checking again every %.0f s)",
+                        message_id,
+                        peer,
+                        exc,
+                        exc.fix or "see `mailbox-mcp doctor`",
+                        delay,
+                    )
                 await anyio.sleep(delay)
         if self.runs is not None:
             self.runs.watch(session_key, run_id)

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import anyio
 
-from mailbox_mcp.openclaw.gateway import GatewayClient, GatewayError
+from mailbox_mcp.openclaw.gateway import GatewayClient
+from mailbox_mcp.openclaw.gateway_errors import GatewayError
+from mailbox_mcp.server_link.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,16 @@ class _Watched:
 
 
 class RunWatcher:
-    def __init__(self, gateway: GatewayClient, state_dir: Path, agent_id: str) -> None:
+    def __init__(
+        self,
+        gateway: GatewayClient,
+        state_dir: Path,
+        agent_id: str,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
         self._gateway = gateway
+        self._backoff = backoff or Backoff()
         self._file = failure_file(state_dir, agent_id)
         self._queue: deque[_Watched] = deque(maxlen=MAX_WATCHED)
         self._wake = anyio.Event()
@@ -109,12 +119,13 @@ class RunWatcher:
             watched = self._queue.popleft()
             try:
                 outcome = await self._gateway.wait_for_run(watched.run_id, WAIT_MS)
+                self._backoff.reset()
             except GatewayError as exc:
                 # The gateway is down or restarting: the run's fate is unknown; the
                 # injection path reports the gateway itself.
                 log.debug("cannot ask for run %s: %s", watched.run_id, exc)
                 outcome = {"status": "unknown"}
-                await anyio.sleep(1)
+                await anyio.sleep(self._backoff.delay_after(exc))
             except Exception:  # a report must never take the listener down
                 log.exception("cannot ask for run %s", watched.run_id)
                 continue

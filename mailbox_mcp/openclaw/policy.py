@@ -6,19 +6,18 @@ that owns those sessions should reach exactly one mailbox tool, the reply
 conversation, send to any peer and approve connection codes. If it keeps the
 owner's own tools (`exec`, `write`, `sessions_send`, ...), a message that talks
 the model into using them reaches the owner's machine or main session. This
-reads the `openclaw.json` the gateway uses (plain JSON; OpenClaw also accepts
-JSON5, which is then reported as unreadable rather than guessed at).
+reads the `openclaw.json` the gateway uses (JSON5, through config.py); a file
+that is not, or not shaped as OpenClaw's config, is reported, never guessed at.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mailbox_mcp.openclaw.home import read_config
+from mailbox_mcp.openclaw.config import OpenClawConfig, OpenClawConfigError, load_config
 
 DANGEROUS = ("exec", "write", "sessions_send")
 DANGEROUS_GROUPS = ("group:runtime", "group:fs", "group:sessions")
@@ -61,29 +60,32 @@ class PolicyFinding:
 
 def inspect_policy(config_path: Path, agent_id: str) -> PolicyFinding:
     try:
-        config = read_config(config_path)
+        config = load_config(config_path)
     except FileNotFoundError:
         return PolicyFinding(None, f"no {config_path} (set OPENCLAW_CONFIG_PATH to check it)")
-    except (OSError, ValueError) as exc:
-        return PolicyFinding(None, f"cannot read {config_path} as JSON ({exc})")
+    except OSError as exc:
+        return PolicyFinding(None, f"cannot read {config_path} ({exc})")
+    except OpenClawConfigError as exc:
+        return PolicyFinding(None, f"cannot check {exc.message}", fix=exc.fix)
     return judge(config, agent_id)
 
 
-def mailbox_servers(config: dict[str, Any]) -> list[str]:
+def mailbox_servers(config: OpenClawConfig) -> list[str]:
     """The names `mcp.servers` gives our bridge (`mailbox` unless renamed)."""
-    servers = _dict(_dict(config.get("mcp")).get("servers"))
     ours = [
         name
-        for name, entry in servers.items()
-        if name == "mailbox" or "mailbox_mcp" in json.dumps(entry) or "mailbox-mcp" in name
+        for name, entry in config.mcp.servers.items()
+        if name == "mailbox" or "mailbox_mcp" in entry.model_dump_json() or "mailbox-mcp" in name
     ]
     return sorted(ours) or ["mailbox"]
 
 
-def judge(config: dict[str, Any], agent_id: str) -> PolicyFinding:
-    """The verdict for the agent that owns the per-peer sessions."""
-    entry = _dict(_dict(_dict(config.get("agents")).get("entries")).get(agent_id))
-    allow = _allow_list(_dict(entry.get("tools")).get("allow"))
+def judge(config: OpenClawConfig | Mapping[str, object], agent_id: str) -> PolicyFinding:
+    """The verdict for the agent that owns the per-peer sessions.
+
+    Raises OpenClawConfigError for a mapping not shaped as OpenClaw's config."""
+    config = OpenClawConfig.of(config)
+    allow = list(config.agent(agent_id).tools.allow)
     if agent_id == "main" or not allow:
         return PolicyFinding(
             False,
@@ -128,16 +130,3 @@ def judge(config: dict[str, Any], agent_id: str) -> PolicyFinding:
     return PolicyFinding(
         True, f"agent {agent_id!r} allows only {', '.join(allow)} to runs started by peers"
     )
-
-
-def _allow_list(value: object) -> list[str]:
-    # A string is one entry, not a list of characters.
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str)]
-    return []
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}

@@ -13,10 +13,13 @@ from mailbox_mcp import __version__
 from mailbox_mcp.errors import BridgeError, MailboxAPIError, ServerUnreachable
 from mailbox_mcp.inbound.election import ListenerLock
 from mailbox_mcp.inbound.run_watch import load_failure
-from mailbox_mcp.openclaw.gateway import SESSIONS_SEND_FIX, TOKEN_FIX, GatewayCheck, GatewayClient
-from mailbox_mcp.openclaw.home import bridge_env, config_path, read_config
+from mailbox_mcp.openclaw.config import OpenClawConfigError, load_config
+from mailbox_mcp.openclaw.gateway import GatewayClient
+from mailbox_mcp.openclaw.gateway_errors import SESSIONS_SEND_FIX, TOKEN_FIX
+from mailbox_mcp.openclaw.home import bridge_env, config_path
 from mailbox_mcp.openclaw.policy import FIX as POLICY_FIX
 from mailbox_mcp.openclaw.policy import inspect_policy
+from mailbox_mcp.openclaw.probe import GatewayCheck, check_gateway
 from mailbox_mcp.openclaw.workspace import CURRENT, EDITED, MISSING, inspect_peer_workspace
 from mailbox_mcp.safety import review
 from mailbox_mcp.server_link.client import MailboxAPI
@@ -118,7 +121,7 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
         return checks
     async with gateway:
         try:
-            result = await gateway.check()
+            result = await check_gateway(gateway)
         except ValueError as exc:  # a URL the WebSocket client cannot use (e.g. a bad port)
             checks.append(Check("gateway", False, str(exc), "fix OPENCLAW_GATEWAY_URL"))
             return checks
@@ -154,7 +157,14 @@ def peer_policy_check(settings: BridgeSettings) -> Check:
     when runs started by peers' messages keep the owner's own tools (the plain setup)."""
     finding = inspect_policy(config_path(), settings.session_agent_id)
     if finding.safe is None:
-        return Check("peer agent tools", None, f"not checked: {finding.detail}")
+        # An openclaw.json that cannot be read as OpenClaw's config comes with its fix.
+        return Check(
+            "peer agent tools",
+            None,
+            f"not checked: {finding.detail}",
+            finding.fix,
+            warning=finding.fix is not None,
+        )
     if finding.safe:
         return Check("peer agent tools", True, finding.detail)
     if finding.reaches_owner_tools:
@@ -166,13 +176,11 @@ def role_files_check(settings: BridgeSettings) -> Check | None:
     """The peer agent's role files: an unchanged old version is rewritten by `config
     openclaw`; a file the owner edited is left alone, and said so here."""
     try:
-        config = read_config(config_path())
-    except (OSError, ValueError):
-        return None
-    entries = config.get("agents", {}).get("entries", {}) if isinstance(config, dict) else {}
-    entry = entries.get(settings.session_agent_id) if isinstance(entries, dict) else None
-    folder = entry.get("workspace") if isinstance(entry, dict) else None
-    if settings.session_agent_id == "main" or not isinstance(folder, str) or not folder:
+        config = load_config(config_path())
+    except (OSError, OpenClawConfigError):
+        return None  # the peer agent tools check says what is wrong with the file
+    folder = config.agent(settings.session_agent_id).workspace
+    if settings.session_agent_id == "main" or not folder:
         return None
     roles = inspect_peer_workspace(Path(folder).expanduser())
     stale = [r.path.name for r in roles if r.state not in (CURRENT, EDITED, MISSING)]
@@ -293,8 +301,8 @@ def as_openclaw_starts_it(settings: BridgeSettings) -> tuple[BridgeSettings, str
     settings and a line naming what was taken from where (never the values)."""
     path = config_path()
     try:
-        entry_env = bridge_env(read_config(path))
-    except (OSError, ValueError):
+        entry_env = bridge_env(load_config(path))
+    except (OSError, OpenClawConfigError):
         return settings, None
     aliases = {field.alias for field in BridgeSettings.model_fields.values() if field.alias}
     taken = {

@@ -20,6 +20,8 @@ from typing import Any, TypeGuard
 
 from filelock import FileLock
 
+from mailbox_mcp.errors import BridgeError
+
 LOG_NAME = "audit.jsonl"
 HEAD_NAME = "audit.head"
 LOCK_NAME = "audit.lock"
@@ -44,7 +46,7 @@ class Head:
 EMPTY = Head(count=0, last_hash=GENESIS, size=0)
 
 
-class HeadDamaged(Exception):
+class HeadDamaged(BridgeError):
     """audit.head exists but does not hold a head."""
 
 

@@ -19,7 +19,8 @@ from mailbox_mcp.errors import BridgeError, MailboxAPIError
 from mailbox_mcp.inbound import envelope
 from mailbox_mcp.inbound.injector import inject_text
 from mailbox_mcp.inbound.readable import Readable
-from mailbox_mcp.openclaw.gateway import GatewayClient, GatewayError
+from mailbox_mcp.openclaw.gateway import GatewayClient
+from mailbox_mcp.openclaw.gateway_errors import GatewayError
 from mailbox_mcp.safety import autonomy, review
 from mailbox_mcp.safety.context import Safety
 from mailbox_mcp.server_link.client import MailboxAPI

@@ -901,6 +901,39 @@ def test_doctor_checks_the_bridge_as_openclaw_starts_it(
     assert "[WARN] peer agent tools" in result.stdout
 
 
+def test_doctor_reports_agents_that_is_not_an_object_instead_of_crashing(
+    alice: Owner, gateway: FakeGateway, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "openclaw.json"
+    config_file.write_text('{"agents": []}')
+    result = alice.run(
+        "doctor",
+        **push_env(gateway),
+        OPENCLAW_AGENT_ID="mailbox",
+        OPENCLAW_CONFIG_PATH=str(config_file),
+    )
+    assert "Traceback" not in result.stderr, output(result)
+    assert "agents must be an object" in line_of(result, "[WARN] peer agent tools")
+    assert "agents must be an object" in fix_after(result, "[WARN] peer agent tools")
+    assert result.stdout.rstrip().endswith(("All checks passed.", "Some checks failed."))
+
+
+def test_doctor_reads_an_allow_list_given_as_a_string_as_one_entry(
+    alice: Owner, gateway: FakeGateway, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "openclaw.json"
+    config = {"agents": {"entries": {"mailbox": {"tools": {"allow": "mailbox__mailbox_reply"}}}}}
+    config_file.write_text(json.dumps(config))
+    result = alice.run(
+        "doctor",
+        **push_env(gateway),
+        OPENCLAW_AGENT_ID="mailbox",
+        OPENCLAW_CONFIG_PATH=str(config_file),
+    )
+    assert "Traceback" not in result.stderr, output(result)
+    assert "allows only mailbox__mailbox_reply" in line_of(result, "[  ok] peer agent tools")
+
+
 # -- openclaw.example.json ------------------------------------------------------------
 
 EXAMPLE_STATE_DIR = "/home/you/.local/state/agent-mailbox"

@@ -7,15 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailbox_mcp.openclaw.gateway import (
+from mailbox_mcp.openclaw.gateway import GatewayClient
+from mailbox_mcp.openclaw.gateway_errors import (
     SESSIONS_SEND_FIX,
     GatewayAuthError,
-    GatewayClient,
     GatewayError,
     GatewayRejected,
     GatewayToolNotAllowed,
     GatewayUnreachable,
 )
+from mailbox_mcp.openclaw.probe import check_gateway
 from tests.fakes.openclaw_gateway import FakeGateway
 
 TOKEN = "gw-secret-token-1234567890"
@@ -377,7 +378,7 @@ async def test_check_passes_without_creating_a_session_or_starting_a_run(
     gw: FakeGateway,
 ) -> None:
     async with client_for(gw) as client:
-        check = await client.check()
+        check = await check_gateway(client)
 
     assert check.ok
     assert (check.reachable, check.token_accepted, check.sessions_send_allowed) == (
@@ -398,7 +399,7 @@ async def test_check_passes_without_creating_a_session_or_starting_a_run(
 async def test_check_reports_sessions_send_not_allowed(gw: FakeGateway) -> None:
     gw.allowed_tools.clear()
     async with client_for(gw) as client:
-        check = await client.check()
+        check = await check_gateway(client)
 
     assert not check.ok
     assert check.reachable and check.token_accepted
@@ -412,7 +413,7 @@ async def test_check_reports_sessions_send_not_allowed(gw: FakeGateway) -> None:
 async def test_check_reports_a_wrong_token(gw: FakeGateway) -> None:
     wrong = "wrong-token-abcdef"
     async with client_for(gw, token=wrong) as client:
-        check = await client.check()
+        check = await check_gateway(client)
 
     assert not check.ok
     assert check.reachable
@@ -425,7 +426,7 @@ async def test_check_reports_a_wrong_token(gw: FakeGateway) -> None:
 async def test_check_reports_an_unreachable_gateway(gw: FakeGateway) -> None:
     gw.stop()
     async with client_for(gw) as client:
-        check = await client.check()
+        check = await check_gateway(client)
 
     assert not check.ok
     assert check.reachable is False
@@ -440,7 +441,7 @@ async def test_check_reports_a_sessions_send_probe_refused_for_another_reason(
 ) -> None:
     gw.reject_next(1, "sessions_send is forbidden for this agent", status="forbidden")
     async with client_for(gw) as client:
-        check = await client.check()
+        check = await check_gateway(client)
 
     assert not check.ok
     assert check.reachable and check.token_accepted

@@ -78,12 +78,33 @@ def test_an_unpinned_main_in_a_roster_gets_a_folder_of_its_own(
     assert main_workspace().path == expected.replace("STATE", str(home / ".openclaw"))
 
 
-def test_a_config_that_is_not_plain_json_falls_back_to_the_default_and_says_so(
+def test_a_json5_config_is_read_as_openclaw_reads_it(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = home / "custom.json5"
-    path.write_text("{ agents: { defaults: { workspace: '/json5' } } }")
+    path.write_text("{ agents: { defaults: { workspace: '/json5' } } } // OpenClaw's own format")
+    monkeypatch.setenv("OPENCLAW_CONFIG_PATH", str(path))
+    found = main_workspace()
+    assert found.path == "/json5"
+    assert found.source == f"agents.defaults.workspace in {path}"
+
+
+def test_a_config_that_is_not_json5_falls_back_to_the_default_and_says_so(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = home / "custom.json5"
+    path.write_text("{ agents: { defaults: { workspace: '/json5' } ")
     monkeypatch.setenv("OPENCLAW_CONFIG_PATH", str(path))
     found = main_workspace()
     assert found.path == str(home / ".openclaw" / "workspace")
-    assert f"{path} is not plain JSON" in found.source
+    assert f"{path} is not valid JSON5" in found.source
+
+
+def test_agents_that_is_not_an_object_falls_back_to_the_default_and_says_so(
+    home: Path,
+) -> None:
+    path = home / ".openclaw" / "openclaw.json"
+    write_config(path, {"agents": []})
+    found = main_workspace()
+    assert found.path == str(home / ".openclaw" / "workspace")
+    assert "agents must be an object" in found.source

@@ -36,8 +36,36 @@ def test_the_dedicated_config_we_print_passes(tmp_path: Path) -> None:
 
 def test_an_unreadable_config_is_not_guessed_at(tmp_path: Path) -> None:
     assert inspect_policy(tmp_path / "missing.json", "main").safe is None
-    (tmp_path / "json5.json").write_text("{ agents: { /* json5 */ } }")
-    assert inspect_policy(tmp_path / "json5.json", "main").safe is None
+    (tmp_path / "broken.json").write_text("{ agents: { /* never closed */ ")
+    finding = inspect_policy(tmp_path / "broken.json", "main")
+    assert finding.safe is None and "JSON5" in finding.detail
+    assert finding.fix is not None and "broken.json" in finding.fix
+
+
+def test_a_json5_config_is_read_as_openclaw_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "openclaw.json"
+    path.write_text(
+        "{\n  // the peer agent\n  agents: { entries: { mailbox: { tools: "
+        "{ allow: ['mailbox__mailbox_reply',], }, }, }, },\n}\n"
+    )
+    finding = inspect_policy(path, "mailbox")
+    assert finding.safe is True and "mailbox__mailbox_reply" in finding.detail
+
+
+def test_agents_that_is_not_an_object_is_reported_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "openclaw.json"
+    path.write_text('{"agents": []}')
+    finding = inspect_policy(path, "mailbox")
+    assert finding.safe is None and "agents must be an object" in finding.detail
+    assert finding.fix is not None and "agents must be an object" in finding.fix
+
+
+def test_an_allow_list_given_as_a_string_is_read_as_one_entry(tmp_path: Path) -> None:
+    path = tmp_path / "openclaw.json"
+    path.write_text('{"agents": {"entries": {"mailbox": {"tools": {"allow": "exec"}}}}}')
+    finding = inspect_policy(path, "mailbox")
+    assert finding.safe is False and "allows exec to runs" in finding.detail
+    assert "e, x" not in finding.detail  # never a list of its characters
 
 
 def test_an_allow_list_that_matches_no_mcp_server_is_flagged(tmp_path: Path) -> None:
