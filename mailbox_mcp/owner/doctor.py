@@ -6,6 +6,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -311,7 +312,8 @@ def as_openclaw_starts_it(settings: BridgeSettings) -> tuple[BridgeSettings, str
     if not taken:
         return settings, None
     try:
-        adopted = BridgeSettings(**taken)
+        # By alias, as the environment would give them (the settings' init takes aliases).
+        adopted = BridgeSettings(**cast(dict[str, Any], taken))
     except ValidationError as exc:
         return settings, f"not using {path}'s mcp.servers.mailbox.env: {exc.error_count()} invalid"
     return adopted, f"from {path} (mcp.servers.mailbox.env): {', '.join(sorted(taken))}"
