@@ -443,7 +443,8 @@ class PrivateKey:
         except OSError as exc:
             raise KeyFileError(f"cannot write {path}: {exc.strerror}") from None
         with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), 0o600)  # an existing file keeps its mode otherwise
+            if hasattr(os, "fchmod"):  # POSIX: an existing file keeps its mode otherwise
+                os.fchmod(handle.fileno(), 0o600)
             handle.write(text)
 
 

@@ -19,12 +19,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-from pydantic import ValidationError
 
 from mailbox_mcp import __version__
 from mailbox_mcp.e2e.keys_cli import add_keys_parser, run_keys
 from mailbox_mcp.errors import ConfigError, MailboxAPIError
 from mailbox_mcp.mcp_server.serve_auth import serve_token
+from mailbox_mcp.mcp_server.stdio import load_settings, run_stdio
+from mailbox_mcp.mcp_server.stdio import log_to_stderr as _log_to_stderr
 from mailbox_mcp.openclaw.home import main_workspace as openclaw_main_workspace
 from mailbox_mcp.openclaw.workspace import prepare_peer_workspace
 from mailbox_mcp.owner.doctor import run_doctor
@@ -43,35 +44,6 @@ from mailbox_mcp.server_link.client import MailboxAPI
 from mailbox_mcp.settings import BridgeSettings
 
 log = logging.getLogger("mailbox_mcp")
-
-
-def load_settings() -> BridgeSettings:
-    try:
-        return BridgeSettings()
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            lines.append(f"  {where}: {error['msg']}")
-        raise SystemExit("mailbox-mcp: the settings are not valid:\n" + "\n".join(lines)) from None
-
-
-def _log_to_stderr() -> None:
-    # stdout carries MCP (stdio) or nothing; logs always go to stderr.
-    logging.basicConfig(
-        level=os.environ.get("MAILBOX_LOG_LEVEL", "INFO").upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def run_stdio() -> int:
-    _log_to_stderr()
-    settings = load_settings()
-    from mailbox_mcp.mcp_server.app import build_server
-
-    build_server(settings).run("stdio")
-    return 0
 
 
 # --- owner commands -------------------------------------------------------------------

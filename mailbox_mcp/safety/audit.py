@@ -126,12 +126,12 @@ class AuditLog:
         return body
 
     def _append(self, body: dict[str, str | int]) -> None:
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | files.BINARY
         fd = os.open(self._files.log, flags, files.MODE)
         try:
             head, size = self._current_head(fd)
             # A log that does not end a line (damaged, not ours to cut) still gets whole lines.
-            lead = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+            lead = b"\n" if size and files.read_at(fd, 1, size - 1) != b"\n" else b""
             at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             line = files.encode({"n": head.count + 1, "at": at, **body, "prev": head.last_hash})
             os.write(fd, lead + line + b"\n")
@@ -174,7 +174,7 @@ def _adopt(fd: int, head: Head, size: int, *, max_lines: int | None) -> Head | N
     extra_size = size - head.size
     if extra_size <= 0 or extra_size > _MAX_ADOPT_BYTES:
         return None
-    extra = os.pread(fd, extra_size, head.size)
+    extra = files.read_at(fd, extra_size, head.size)
     complete, newline, partial = extra.rpartition(b"\n")
     lines = complete.split(b"\n") if newline else []
     if max_lines is not None and len(lines) > max_lines:

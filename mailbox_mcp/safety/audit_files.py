@@ -29,11 +29,32 @@ GENESIS = "0" * 64  # the `prev` of line 1
 # Room for any count and size (up to 20 digits each), the hash and the keys.
 _HEAD_WIDTH = 160
 MODE = 0o600
+# os.open's flags for these files: Windows opens in text mode (\n written as \r\n) without
+# O_BINARY, which would break the hashes that chain the lines.
+BINARY = getattr(os, "O_BINARY", 0)
 # Writers hold the lock for well under a millisecond: polling every millisecond costs little,
 # where filelock's default of 50 ms would stall every writer that meets another.
 _POLL_SECONDS = 0.001
 # Long enough for any live holder; flock dies with its holder, so only a hung process waits it out.
 _LOCK_TIMEOUT_SECONDS = 10.0
+
+
+def read_at(fd: int, size: int, offset: int) -> bytes:
+    """`os.pread`, which Windows lacks; there, a seek and a read on a descriptor that
+    its caller alone uses. (Descriptors from `os.open` are never inherited, PEP 446.)"""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """`os.pwrite` where there is one (see `read_at`)."""
+    if hasattr(os, "pwrite"):
+        os.pwrite(fd, data, offset)
+        return
+    os.lseek(fd, offset, os.SEEK_SET)
+    os.write(fd, data)
 
 
 @dataclass(frozen=True)
@@ -92,9 +113,9 @@ class Files:
         data = encode({"count": head.count, "last_hash": head.last_hash, "size": head.size})
         # Padded to one width, so that each head covers the last one exactly.
         data = data.ljust(_HEAD_WIDTH) + b"\n"
-        fd = os.open(self.head, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, MODE)
+        fd = os.open(self.head, os.O_RDWR | os.O_CREAT | BINARY, MODE)
         try:
-            os.pwrite(fd, data, 0)
+            write_at(fd, data, 0)
             if os.fstat(fd).st_size > len(data):
                 os.ftruncate(fd, len(data))  # a head written by an older version
         finally:
@@ -142,7 +163,7 @@ def _is_count(value: object) -> TypeGuard[int]:
 
 def _read(path: str) -> bytes | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | BINARY)
     except FileNotFoundError:
         return None
     try:
