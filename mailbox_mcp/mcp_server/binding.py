@@ -85,5 +85,5 @@ def bind(
     call.__annotations__ = {p.name: p.annotation for p in parameters} | {
         "return": signature.return_annotation
     }
-    del call.__wrapped__  # type: ignore[attr-defined]  # the schema is the bound signature's
+    del call.__wrapped__  # the schema is the bound signature's, not fn's
     return call
