@@ -50,9 +50,10 @@ class MailboxAPI:
         method: str,
         path: str,
         *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-    ) -> Any:
+        json: object = None,
+        params: dict[str, str | int] | None = None,
+    ) -> object:
+        """The answer's parsed JSON (None for an empty body); an error status raises."""
         try:
             response = await self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
@@ -79,8 +80,8 @@ class MailboxAPI:
         method: str,
         path: str,
         *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
+        json: object = None,
+        params: dict[str, str | int] | None = None,
     ) -> Answer:
         """The answer as `model`; one of another shape is the server's fault, said as such."""
         body = await self._call(method, path, json=json, params=params)
@@ -99,7 +100,7 @@ class MailboxAPI:
         return await self._read(wire.Health, "GET", "/health")
 
     async def register(self, name: str, description: str | None = None) -> wire.RegisterResponse:
-        body: dict[str, Any] = {"name": name}
+        body: dict[str, object] = {"name": name}
         if description:
             body["description"] = description
         return await self._read(wire.RegisterResponse, "POST", "/agents/register", json=body)
@@ -111,7 +112,7 @@ class MailboxAPI:
     async def request_connection(
         self, peer: str, message: str | None = None
     ) -> wire.ConnectionRequestCreated:
-        body: dict[str, Any] = {"target_agent_name": peer}
+        body: dict[str, object] = {"target_agent_name": peer}
         if message:
             body["message"] = message
         return await self._read(
@@ -163,7 +164,7 @@ class MailboxAPI:
         idempotency_key: str | None = None,
         encrypted: bool = False,
     ) -> wire.SendResponse:
-        body: dict[str, Any] = {"to": to, "content": content}
+        body: dict[str, object] = {"to": to, "content": content}
         optional = {
             "subject": subject,
             "session_id": session_id,
@@ -196,7 +197,7 @@ class MailboxAPI:
         return await self._read(wire.Message, "GET", f"/messages/{message_id}")
 
     async def inbox(self, since: int | None = None, limit: int = 50) -> wire.Inbox:
-        params: dict[str, Any] = {"limit": limit}
+        params: dict[str, str | int] = {"limit": limit}
         if since is not None:
             params["since"] = since
         return await self._read(wire.Inbox, "GET", "/inbox", params=params)
@@ -218,7 +219,7 @@ class MailboxAPI:
     async def history(
         self, session_id: str, limit: int = 20, before: str | None = None
     ) -> wire.SessionHistory:
-        params: dict[str, Any] = {"limit": limit}
+        params: dict[str, str | int] = {"limit": limit}
         if before:
             params["before"] = before
         return await self._read(
