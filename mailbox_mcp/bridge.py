@@ -12,10 +12,10 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 
+import mailbox_wire as wire
 from mailbox_mcp import __version__
 from mailbox_mcp.e2e.seal import EndToEnd
 from mailbox_mcp.errors import ConfigError, MailboxAPIError
@@ -146,17 +146,18 @@ class Bridge:
         except MailboxAPIError as exc:
             log.warning("cannot list connections to check reply handles: %s", exc)
             return
-        connected = {c["peer_agent_name"]: c["connected_at"] for c in connections}
+        # The ledger keeps the time as the server wrote it: compare text with text.
+        connected = {c.peer_agent_name: wire.wire_time(c.connected_at) for c in connections}
         for peer in self.safety.ledger.sync_connections(connected):
             log.info("connection with %s changed: its earlier reply handles are void", peer)
 
-    async def _on_connection_event(self, frame: dict[str, Any]) -> None:
-        if frame.get("type") == "connection_revoked":
-            peer = str(frame.get("peer_agent_name", ""))
-            if peer:
-                self.safety.ledger.bump_epoch(peer)
-                log.info("connection with %s revoked: its reply handles are void", peer)
-        if frame.get("type") in ("connection_revoked", "connection_approved"):
+    async def _on_connection_event(self, frame: wire.ConnectionEvent) -> None:
+        if isinstance(frame, wire.ConnectionRevoked) and frame.peer_agent_name:
+            self.safety.ledger.bump_epoch(frame.peer_agent_name)
+            log.info(
+                "connection with %s revoked: its reply handles are void", frame.peer_agent_name
+            )
+        if isinstance(frame, wire.ConnectionRevoked | wire.ConnectionApproved):
             await self.sync_connections()
 
     async def _identify_with_retry(self) -> Identity:
@@ -176,7 +177,7 @@ class Bridge:
     async def identify(self) -> Identity:
         if self.identity is None:
             me = await self.api.me()
-            self.identity = Identity(me["agent_id"], me["name"])
+            self.identity = Identity(me.agent_id, me.name)
             self.startup_error = None
         return self.identity
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from mailbox_mcp.e2e.armor import armor, unarmor
 from mailbox_mcp.e2e.key_packets import MAX_KEY_PACKETS, MAX_SUBPACKETS, MAX_USER_IDS
 
-# The directory's limit on `openpgp_public_key` (server/schemas.py).
+# The directory's limit on `openpgp_public_key` (mailbox_wire/directory.py).
 ARMORED_LIMIT = 64 * 1024
 
 

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+import mailbox_wire as wire
 from mailbox_mcp.e2e.openpgp import PeerKeyMissing, PublicKey
 from mailbox_mcp.inbound.envelope import AGENT_NAME_PATTERN
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE_SECONDS = 600.0
 
-Fetch = Callable[[str], Awaitable[dict[str, Any]]]
+Fetch = Callable[[str], Awaitable[wire.DirectoryEntry]]
 T = TypeVar("T")
 
 
@@ -76,7 +77,7 @@ class PeerKeys:
                 self._memory[name] = cached
                 return cached[0], False
         entry = await self._fetch(name)
-        armored = entry.get("openpgp_public_key")
+        armored = entry.openpgp_public_key
         if not armored:
             self._forget(name)
             return None, True

@@ -95,7 +95,7 @@ async def _agent_name(settings: BridgeSettings, args: argparse.Namespace) -> str
             "or pass --name NAME"
         )
     async with MailboxAPI(settings.server_url, key) as api:
-        return str((await api.me())["name"])
+        return (await api.me()).name
 
 
 async def _generate(settings: BridgeSettings, args: argparse.Namespace) -> int:
@@ -142,15 +142,15 @@ async def _publish(settings: BridgeSettings) -> int:
     if not api_key:
         raise SystemExit("mailbox-mcp: no API key. Run `mailbox-mcp register NAME` first.")
     async with MailboxAPI(settings.server_url, api_key) as api:
-        name = str((await api.me())["name"])
+        name = (await api.me()).name
         if not key.belongs_to(name):
             raise SystemExit(
                 f"mailbox-mcp: the key in {path} is made out to {key.user_ids}, not to "
                 f"{name!r}: make one for this agent with `mailbox-mcp keys generate --force`"
             )
         current = await api.public_agent(name)
-        version = int(current.get("key_version") or 0)
-        if current.get("fingerprint") != key.fingerprint:
+        version = current.key_version or 0
+        if current.fingerprint != key.fingerprint:
             version += 1
         entry = await api.publish_keys(
             public_key=key.spki_pem(),
@@ -158,8 +158,8 @@ async def _publish(settings: BridgeSettings) -> int:
             key_version=version,
             openpgp_public_key=key.public_armored(),
         )
-    print(f"Published the OpenPGP key of {name} (version {entry['key_version']}).")
-    print(f"Fingerprint: {entry['fingerprint']}")
+    print(f"Published the OpenPGP key of {name} (version {entry.key_version}).")
+    print(f"Fingerprint: {entry.fingerprint}")
     return 0
 
 
@@ -175,15 +175,15 @@ async def _show(settings: BridgeSettings) -> int:
     if not api_key:
         return 0
     async with MailboxAPI(settings.server_url, api_key) as api:
-        name = str((await api.me())["name"])
+        name = (await api.me()).name
         published = await api.public_agent(name)
-    if not published.get("fingerprint"):
+    if not published.fingerprint:
         print(f"Directory  : nothing published for {name}: run `mailbox-mcp keys publish`")
-    elif published["fingerprint"] == key.fingerprint:
-        print(f"Directory  : this key, version {published['key_version']}")
+    elif published.fingerprint == key.fingerprint:
+        print(f"Directory  : this key, version {published.key_version}")
     else:
         print(
-            f"Directory  : a DIFFERENT key ({published['fingerprint']}, version "
-            f"{published['key_version']}): run `mailbox-mcp keys publish`"
+            f"Directory  : a DIFFERENT key ({published.fingerprint}, version "
+            f"{published.key_version}): run `mailbox-mcp keys publish`"
         )
     return 0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+import mailbox_wire as wire
 from mailbox_mcp.errors import MailboxAPIError
 from mailbox_mcp.server_link.client import MailboxAPI
 from mailbox_mcp.settings import BridgeSettings
@@ -123,22 +124,22 @@ class EndToEnd:
 
     # --- receiving ---------------------------------------------------------------
 
-    async def open(self, message: dict[str, Any], *, me: str | None = None) -> Opened:
+    async def open(self, message: wire.Message, *, me: str | None = None) -> Opened:
         """Decrypt and verify an `encrypted: true` message. Never raises."""
         try:
             return await self._open(message, me)
         except Exception:  # a bug here must not hold up delivery: show the message unread
-            log.exception("cannot open encrypted message %s", message.get("message_id"))
+            log.exception("cannot open encrypted message %s", message.message_id)
             return undecryptable(
-                message.get("content", ""), "COULD NOT DECRYPT: unexpected error (see the log)"
+                message.content, "COULD NOT DECRYPT: unexpected error (see the log)"
             )
 
-    async def _open(self, message: dict[str, Any], me: str | None) -> Opened:
+    async def _open(self, message: wire.Message, me: str | None) -> Opened:
         from mailbox_mcp.e2e import openpgp
         from mailbox_mcp.e2e.openpgp import CryptoError, NotForUs
 
-        sender = message["from_agent"]
-        armored = message.get("content", "")
+        sender = message.from_agent
+        armored = message.content
         try:
             key = await self.private_key()
             decrypted = await self._run(openpgp.decrypt, armored, key)
@@ -160,7 +161,7 @@ class EndToEnd:
         else:
             log.warning(
                 "message %s claims to come from %s but its signature is invalid: %s",
-                message.get("message_id"),
+                message.message_id,
                 sender,
                 verification.reason,
             )

@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
+import mailbox_wire as wire
 from mailbox_mcp.e2e.seal import EndToEnd
 from mailbox_mcp.inbound.delivered_log import DeliveredLog
 from mailbox_mcp.inbound.readable import Readable, read
@@ -74,9 +74,9 @@ class Injector:
     agent_id: str = ""  # ours: every reply handle is bound to it
     guard: InboundGuard | None = None
 
-    async def deliver(self, message: dict[str, Any]) -> bool:
+    async def deliver(self, message: wire.Message) -> bool:
         """Inject (or hold) unless already done; retries until accepted. False for a duplicate."""
-        if self.log_store.was_delivered(message["message_id"]):
+        if self.log_store.was_delivered(message.message_id):
             self.status.skipped_duplicates += 1
             return False
         readable = await read(message, self.settings, self.e2e)
@@ -94,14 +94,14 @@ class Injector:
                     verdict=f"{verdict.decision} ({verdict.category})",
                 )
                 return True
-        await self.inject(readable, message["message_id"])
-        self.log_store.mark_delivered(message["message_id"], int(message["seq"]))
+        await self.inject(readable, message.message_id)
+        self.log_store.mark_delivered(message.message_id, message.seq)
         if self.safety is not None:
             self.safety.audit.record(
                 "injected",
                 peer=readable.from_agent,
                 text=readable.content,
-                message_id=message["message_id"],
+                message_id=message.message_id,
                 session_id=readable.session_id,
             )
         return True
@@ -158,32 +158,32 @@ class Injector:
         self.status.last_fix = None
 
     def _hold(
-        self, message: dict[str, Any], readable: Readable, *, reason: str, verdict: str
+        self, message: wire.Message, readable: Readable, *, reason: str, verdict: str
     ) -> None:
         assert self.safety is not None
         # Stored before the delivered record, and the record before the ack: a crash in
         # between holds the same message again, which returns the item already there.
         item = review.hold_incoming(
             self.safety.ledger,
-            message_id=message["message_id"],
+            message_id=message.message_id,
             readable=readable.as_json(),
             reason=reason,
         )
-        self.log_store.mark_delivered(message["message_id"], int(message["seq"]))
+        self.log_store.mark_delivered(message.message_id, message.seq)
         self.safety.audit.record(
             "held",
             peer=readable.from_agent,
             text=readable.content,
             held_id=item.held_id,
             direction=review.INCOMING,
-            message_id=message["message_id"],
+            message_id=message.message_id,
             session_id=readable.session_id,
             reason=verdict,
         )
         self.status.held += 1
         log.warning(
             "message %s from %s held for the owner (%s): `mailbox-mcp review`",
-            message["message_id"],
+            message.message_id,
             readable.from_agent,
             reason,
         )

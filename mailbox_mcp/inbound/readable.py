@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import mailbox_wire as wire
 from mailbox_mcp.e2e.seal import EndToEnd, undecryptable
 from mailbox_mcp.inbound import envelope
 from mailbox_mcp.safety import handles
@@ -54,7 +55,7 @@ class Readable:
 
 
 async def read(
-    message: dict[str, Any],
+    message: wire.Message,
     settings: BridgeSettings,
     e2e: EndToEnd | None,
     *,
@@ -65,11 +66,11 @@ async def read(
     `me` is our agent name, if known: our own sent messages (in a history) are
     encrypted for the recipient only and say so.
     """
-    peer = message["from_agent"]
-    content = message.get("content", "")
+    peer = message.from_agent
+    content = message.content
     trust_level = settings.trust_level(peer)
     notice = signature = None
-    if message.get("encrypted"):
+    if message.encrypted:
         if e2e is None:  # built without encryption support
             opened = undecryptable(content, "COULD NOT DECRYPT: no OpenPGP support here")
         else:
@@ -77,10 +78,10 @@ async def read(
         content, notice, signature = opened.content, opened.notice, opened.signature
         if not opened.signature_valid:
             trust_level = "UNKNOWN"  # only a valid signature may back the owner's trust
-    subject = message.get("subject")
+    subject = message.subject
     return Readable(
         from_agent=peer,
-        session_id=message["session_id"],
+        session_id=message.session_id,
         subject=handles.scrub(subject) if subject else subject,
         content=handles.scrub(content),
         trust_level=trust_level,
@@ -90,7 +91,7 @@ async def read(
 
 
 async def render(
-    message: dict[str, Any],
+    message: wire.Message,
     settings: BridgeSettings,
     e2e: EndToEnd | None,
     *,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from mailbox_mcp.errors import ConfigError, MailboxAPIError, ServerUnreachable
+from mailbox_mcp.errors import BridgeError, MailboxAPIError, ServerUnreachable
 
 # What to do about each server error, for the model (and through it, the owner).
 NEXT_STEP = {
@@ -31,12 +31,13 @@ NEXT_STEP = {
 }
 
 
-def tool_error(exc: Exception) -> ToolError:
+def tool_error(exc: BridgeError) -> ToolError:
+    """The one mapping of the bridge's errors for the model (applied by `binding.bind`)."""
     if isinstance(exc, ServerUnreachable):
         return ToolError(f"{exc.message}. Try again later; messages are not lost.")
     if isinstance(exc, MailboxAPIError):
         step = NEXT_STEP.get(exc.code, "")
         return ToolError(f"{exc.code}: {exc.message}. {step}".strip())
-    if isinstance(exc, ConfigError):
-        return ToolError(str(exc))
-    raise exc
+    # A missing setting, a secret in outgoing text, a refused reply handle, a key that
+    # cannot be used: each one's message already says what to do.
+    return ToolError(str(exc))

@@ -42,6 +42,7 @@ from mailbox_mcp.safety.ledger import Ledger
 from mailbox_mcp.safety.owner_cli import add_owner_parsers, run_autonomy, run_peers, run_review
 from mailbox_mcp.server_link.client import MailboxAPI
 from mailbox_mcp.settings import BridgeSettings
+from mailbox_wire import wire_time
 
 log = logging.getLogger("mailbox_mcp")
 
@@ -72,15 +73,15 @@ async def _register(settings: BridgeSettings, args: argparse.Namespace) -> int:
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(agent["api_key"] + "\n")
+            handle.write(agent.api_key + "\n")
     except OSError as exc:
-        print(f"Registered {agent['name']}. API key (shown once, save it now):")
-        print(f"  {agent['api_key']}")
+        print(f"Registered {agent.name}. API key (shown once, save it now):")
+        print(f"  {agent.api_key}")
         print(f"mailbox-mcp: could not save it to {key_file}: {exc.strerror}", file=sys.stderr)
         return 1
-    print(f"Registered {agent['name']} on {settings.server_url}.")
+    print(f"Registered {agent.name} on {settings.server_url}.")
     print(f"API key (shown once, saved to {key_file}, mode 0600):")
-    print(f"  {agent['api_key']}")
+    print(f"  {agent.api_key}")
     print("Next: `mailbox-mcp connect PEER`, or `mailbox-mcp config openclaw|claude`.")
     return 0
 
@@ -88,9 +89,11 @@ async def _register(settings: BridgeSettings, args: argparse.Namespace) -> int:
 async def _connect(settings: BridgeSettings, args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         request = await api.request_connection(args.peer, args.message)
-    _audit(settings, "connect_requested", peer=request["target_agent_name"], text=args.message)
-    print(f"Requested a connection to {request['target_agent_name']}.")
-    print(f"Verification code: {request['verification_code']}  (expires {request['expires_at']})")
+    _audit(settings, "connect_requested", peer=request.target_agent_name, text=args.message)
+    print(f"Requested a connection to {request.target_agent_name}.")
+    print(
+        f"Verification code: {request.verification_code}  (expires {wire_time(request.expires_at)})"
+    )
     print("Give this code to the other agent's owner; they run `mailbox-mcp approve CODE`.")
     return 0
 
@@ -98,15 +101,18 @@ async def _connect(settings: BridgeSettings, args: argparse.Namespace) -> int:
 async def _pending(settings: BridgeSettings, _args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         pending = await api.pending()
-    if not pending["incoming"] and not pending["outgoing"]:
+    if not pending.incoming and not pending.outgoing:
         print("No pending connection requests.")
-    for r in pending["incoming"]:
-        note = json.dumps(r["message"]) if r.get("message") else "(no note)"
-        print(f"incoming  from {r['from_agent_name']}  note {note}  expires {r['expires_at']}")
-    for r in pending["outgoing"]:
+    for incoming in pending.incoming:
+        note = json.dumps(incoming.message) if incoming.message else "(no note)"
         print(
-            f"outgoing  to {r['target_agent_name']}  code {r['verification_code']}  "
-            f"expires {r['expires_at']}"
+            f"incoming  from {incoming.from_agent_name}  note {note}  "
+            f"expires {wire_time(incoming.expires_at)}"
+        )
+    for outgoing in pending.outgoing:
+        print(
+            f"outgoing  to {outgoing.target_agent_name}  code {outgoing.verification_code}  "
+            f"expires {wire_time(outgoing.expires_at)}"
         )
     return 0
 
@@ -114,8 +120,8 @@ async def _pending(settings: BridgeSettings, _args: argparse.Namespace) -> int:
 async def _approve(settings: BridgeSettings, args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         approved = await api.approve(args.code)
-    _audit(settings, "connection_approved", peer=approved["peer_agent_name"])
-    print(f"Connected with {approved['peer_agent_name']}.")
+    _audit(settings, "connection_approved", peer=approved.peer_agent_name)
+    print(f"Connected with {approved.peer_agent_name}.")
     return 0
 
 
@@ -125,7 +131,7 @@ async def _connections(settings: BridgeSettings, _args: argparse.Namespace) -> i
     if not connections:
         print("No connections yet: `mailbox-mcp connect PEER`.")
     for c in connections:
-        print(f"{c['peer_agent_name']}  since {c['connected_at']}")
+        print(f"{c.peer_agent_name}  since {wire_time(c.connected_at)}")
     return 0
 
 
@@ -149,11 +155,11 @@ async def _block(settings: BridgeSettings, args: argparse.Namespace) -> int:
     # Blocking also revokes a connection: its reply handles stop working too.
     ledger = Ledger(settings.state_dir)
     try:
-        ledger.bump_epoch(blocked["agent_name"])
+        ledger.bump_epoch(blocked.agent_name)
     finally:
         ledger.close()
     print(
-        f"Blocked {blocked['agent_name']}: its connection requests are refused silently "
+        f"Blocked {blocked.agent_name}: its connection requests are refused silently "
         "and any connection with it is revoked. Undo with `mailbox-mcp unblock NAME`."
     )
     return 0
@@ -172,7 +178,7 @@ async def _blocks(settings: BridgeSettings, _args: argparse.Namespace) -> int:
     if not blocks:
         print("No blocked agents.")
     for b in blocks:
-        print(f"{b['agent_name']}  blocked {b['blocked_at']}")
+        print(f"{b.agent_name}  blocked {wire_time(b.blocked_at)}")
     return 0
 
 

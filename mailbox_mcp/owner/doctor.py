@@ -68,10 +68,10 @@ async def collect_checks(settings: BridgeSettings) -> list[Check]:
             source = _key_source(settings)
             try:
                 me = await api.me()
-                checks.append(Check("api key", True, f"valid, agent {me['name']} ({source})"))
+                checks.append(Check("api key", True, f"valid, agent {me.name} ({source})"))
                 if settings.push_mode:
-                    checks.append(listener_check(settings, me["agent_id"]))
-                    run_failure = run_failure_check(settings, me["agent_id"])
+                    checks.append(listener_check(settings, me.agent_id))
+                    run_failure = run_failure_check(settings, me.agent_id)
                     if run_failure is not None:
                         checks.append(run_failure)
             except ServerUnreachable as exc:

@@ -25,6 +25,7 @@ from mailbox_mcp.safety import autonomy, review
 from mailbox_mcp.safety.context import Safety
 from mailbox_mcp.server_link.client import MailboxAPI
 from mailbox_mcp.settings import BridgeSettings
+from mailbox_wire import wire_time
 
 __all__ = ["add_owner_parsers", "run_autonomy", "run_peers", "run_review", "visible"]
 
@@ -105,7 +106,7 @@ async def run_peers(settings: BridgeSettings, _args: argparse.Namespace) -> int:
         try:
             async with MailboxAPI(settings.server_url, key) as api:
                 connected = {
-                    c["peer_agent_name"]: c["connected_at"] for c in await api.connections()
+                    c.peer_agent_name: wire_time(c.connected_at) for c in await api.connections()
                 }
         except MailboxAPIError as exc:
             note = f"(connections not shown: {exc.message})"
@@ -280,7 +281,7 @@ async def _send_held(
             encrypted=item.encrypt,
             idempotency_key=f"held-{item.held_id}",
         )
-    return {"message_id": sent["message_id"], "seq": sent["seq"]}
+    return {"message_id": sent.message_id, "seq": sent.seq}
 
 
 async def _inject_held(
@@ -301,7 +302,7 @@ async def _inject_held(
     async with MailboxAPI(settings.server_url, key) as api:
         me = await api.me()
     readable = Readable.from_json(item.readable)
-    token = safety.mint(me["agent_id"], readable.from_agent, readable.session_id)
+    token = safety.mint(me.agent_id, readable.from_agent, readable.session_id)
     gateway_token = settings.gateway_token.get_secret_value() if settings.gateway_token else ""
     async with GatewayClient(
         settings.gateway_url, gateway_token, settings.session_agent_id, __version__

@@ -103,15 +103,15 @@ async def reply(bridge: Bridge, reply_token: str, content: str, encrypt: bool) -
         "replied",
         peer=peer,
         text=content,
-        message_id=sent["message_id"],
-        session_id=sent["session_id"],
+        message_id=sent.message_id,
+        session_id=sent.session_id,
     )
     return ReplyResult(
         status="sent",
         peer=peer,
-        session_id=sent["session_id"],
-        message_id=sent["message_id"],
-        seq=sent["seq"],
+        session_id=sent.session_id,
+        message_id=sent.message_id,
+        seq=sent.seq,
         encrypted=encrypt,
         note=f"Sent to {peer}.",
     )

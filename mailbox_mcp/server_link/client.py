@@ -1,18 +1,24 @@
 """A typed async client of the mailbox server's REST API (contract section 3).
 
-It returns plain dicts shaped like the contract's JSON (the server validates
-everything it sends) and raises `MailboxAPIError` with the server's stable
-error code, so callers can say exactly what went wrong.
+It returns the shared wire models (`mailbox_wire`), validated from the
+server's answer, and raises `MailboxAPIError` with the server's stable error
+code, so callers can say exactly what went wrong. Answers are read leniently
+(unknown fields ignored), so a newer server that adds a field does not break
+an older bridge.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+import mailbox_wire as wire
 from mailbox_mcp.errors import MailboxAPIError, ServerUnreachable
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 USER_AGENT = "agent-mailbox-mcp/0.1"
 
@@ -44,9 +50,10 @@ class MailboxAPI:
         method: str,
         path: str,
         *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-    ) -> Any:
+        json: object = None,
+        params: dict[str, str | int] | None = None,
+    ) -> object:
+        """The answer's parsed JSON (None for an empty body); an error status raises."""
         try:
             response = await self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
@@ -67,49 +74,83 @@ class MailboxAPI:
             )
         return response.json() if response.content else None
 
-    # --- agents ---------------------------------------------------------------------
-    async def health(self) -> dict[str, Any]:
-        return await self._call("GET", "/health")
+    async def _read(
+        self,
+        model: type[Answer],
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: dict[str, str | int] | None = None,
+    ) -> Answer:
+        """The answer as `model`; one of another shape is the server's fault, said as such."""
+        body = await self._call(method, path, json=json, params=params)
+        try:
+            return model.model_validate(body, extra="ignore")
+        except ValidationError as exc:
+            raise MailboxAPIError(
+                502,
+                "bad_answer",
+                f"the mailbox server's answer to {method} {path} is not a {model.__name__} "
+                f"({exc.error_count()} problems)",
+            ) from None
 
-    async def register(self, name: str, description: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": name}
+    # --- agents ---------------------------------------------------------------------
+    async def health(self) -> wire.Health:
+        return await self._read(wire.Health, "GET", "/health")
+
+    async def register(self, name: str, description: str | None = None) -> wire.RegisterResponse:
+        body: dict[str, object] = {"name": name}
         if description:
             body["description"] = description
-        return await self._call("POST", "/agents/register", json=body)
+        return await self._read(wire.RegisterResponse, "POST", "/agents/register", json=body)
 
-    async def me(self) -> dict[str, Any]:
-        return await self._call("GET", "/agents/me")
+    async def me(self) -> wire.AgentMe:
+        return await self._read(wire.AgentMe, "GET", "/agents/me")
 
     # --- connections ----------------------------------------------------------------
-    async def request_connection(self, peer: str, message: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"target_agent_name": peer}
+    async def request_connection(
+        self, peer: str, message: str | None = None
+    ) -> wire.ConnectionRequestCreated:
+        body: dict[str, object] = {"target_agent_name": peer}
         if message:
             body["message"] = message
-        return await self._call("POST", "/connections/request", json=body)
+        return await self._read(
+            wire.ConnectionRequestCreated, "POST", "/connections/request", json=body
+        )
 
-    async def pending(self) -> dict[str, Any]:
-        return await self._call("GET", "/connections/pending")
+    async def pending(self) -> wire.PendingConnections:
+        return await self._read(wire.PendingConnections, "GET", "/connections/pending")
 
-    async def approve(self, code: str) -> dict[str, Any]:
-        return await self._call("POST", "/connections/approve", json={"verification_code": code})
+    async def approve(self, code: str) -> wire.ApproveResponse:
+        return await self._read(
+            wire.ApproveResponse,
+            "POST",
+            "/connections/approve",
+            json={"verification_code": code},
+        )
 
-    async def reject(self, request_id: str) -> dict[str, Any]:
-        return await self._call("POST", "/connections/reject", json={"request_id": request_id})
+    async def reject(self, request_id: str) -> wire.RejectResponse:
+        return await self._read(
+            wire.RejectResponse, "POST", "/connections/reject", json={"request_id": request_id}
+        )
 
-    async def connections(self) -> list[dict[str, Any]]:
-        return (await self._call("GET", "/connections"))["connections"]
+    async def connections(self) -> list[wire.Connection]:
+        return (await self._read(wire.ConnectionList, "GET", "/connections")).connections
 
-    async def revoke(self, peer: str) -> dict[str, Any]:
-        return await self._call("DELETE", f"/connections/{peer}")
+    async def revoke(self, peer: str) -> wire.RevokeResponse:
+        return await self._read(wire.RevokeResponse, "DELETE", f"/connections/{peer}")
 
-    async def block(self, agent_name: str) -> dict[str, Any]:
-        return await self._call("POST", "/connections/blocks", json={"agent_name": agent_name})
+    async def block(self, agent_name: str) -> wire.Block:
+        return await self._read(
+            wire.Block, "POST", "/connections/blocks", json={"agent_name": agent_name}
+        )
 
-    async def unblock(self, agent_name: str) -> dict[str, Any]:
-        return await self._call("DELETE", f"/connections/blocks/{agent_name}")
+    async def unblock(self, agent_name: str) -> wire.UnblockResponse:
+        return await self._read(wire.UnblockResponse, "DELETE", f"/connections/blocks/{agent_name}")
 
-    async def blocks(self) -> list[dict[str, Any]]:
-        return (await self._call("GET", "/connections/blocks"))["blocks"]
+    async def blocks(self) -> list[wire.Block]:
+        return (await self._read(wire.BlockList, "GET", "/connections/blocks")).blocks
 
     # --- messages -------------------------------------------------------------------
     async def send(
@@ -122,8 +163,8 @@ class MailboxAPI:
         correlation_id: str | None = None,
         idempotency_key: str | None = None,
         encrypted: bool = False,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"to": to, "content": content}
+    ) -> wire.SendResponse:
+        body: dict[str, object] = {"to": to, "content": content}
         optional = {
             "subject": subject,
             "session_id": session_id,
@@ -134,7 +175,7 @@ class MailboxAPI:
         if encrypted:
             body["encrypted"] = True
             body["encryption"] = {"algorithm": "openpgp", "format": "armored"}
-        return await self._call("POST", "/messages/send", json=body)
+        return await self._read(wire.SendResponse, "POST", "/messages/send", json=body)
 
     async def send_once(
         self,
@@ -143,7 +184,7 @@ class MailboxAPI:
         *,
         idempotency_key: str | None = None,
         **fields: Any,
-    ) -> dict[str, Any]:
+    ) -> wire.SendResponse:
         """`send`, tried again once if the server could not be reached, under one
         idempotency key: a retry after a lost answer cannot send twice."""
         key = idempotency_key or uuid.uuid4().hex
@@ -152,37 +193,45 @@ class MailboxAPI:
         except ServerUnreachable:
             return await self.send(to, content, idempotency_key=key, **fields)
 
-    async def message(self, message_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/messages/{message_id}")
+    async def message(self, message_id: str) -> wire.Message:
+        return await self._read(wire.Message, "GET", f"/messages/{message_id}")
 
-    async def inbox(self, since: int | None = None, limit: int = 50) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit}
+    async def inbox(self, since: int | None = None, limit: int = 50) -> wire.Inbox:
+        params: dict[str, str | int] = {"limit": limit}
         if since is not None:
             params["since"] = since
-        return await self._call("GET", "/inbox", params=params)
+        return await self._read(wire.Inbox, "GET", "/inbox", params=params)
 
-    async def ack(self, up_to_seq: int) -> dict[str, Any]:
-        return await self._call("POST", "/inbox/ack", json={"up_to_seq": up_to_seq})
+    async def ack(self, up_to_seq: int) -> wire.AckResponse:
+        return await self._read(
+            wire.AckResponse, "POST", "/inbox/ack", json={"up_to_seq": up_to_seq}
+        )
 
-    async def ack_ids(self, message_ids: list[str]) -> dict[str, Any]:
-        return await self._call("POST", "/inbox/ack", json={"message_ids": message_ids})
+    async def ack_ids(self, message_ids: list[str]) -> wire.AckResponse:
+        return await self._read(
+            wire.AckResponse, "POST", "/inbox/ack", json={"message_ids": message_ids}
+        )
 
-    async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
-        return (await self._call("GET", "/sessions", params={"limit": limit}))["sessions"]
+    async def sessions(self, limit: int = 50) -> list[wire.SessionSummary]:
+        answer = await self._read(wire.SessionList, "GET", "/sessions", params={"limit": limit})
+        return answer.sessions
 
     async def history(
         self, session_id: str, limit: int = 20, before: str | None = None
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit}
+    ) -> wire.SessionHistory:
+        params: dict[str, str | int] = {"limit": limit}
         if before:
             params["before"] = before
-        return await self._call("GET", f"/sessions/{session_id}/history", params=params)
+        return await self._read(
+            wire.SessionHistory, "GET", f"/sessions/{session_id}/history", params=params
+        )
 
     # --- directory ------------------------------------------------------------------
     async def publish_keys(
         self, public_key: str, algorithm: str, key_version: int, openpgp_public_key: str
-    ) -> dict[str, Any]:
-        return await self._call(
+    ) -> wire.DirectoryEntry:
+        return await self._read(
+            wire.DirectoryEntry,
             "POST",
             "/directory/register",
             json={
@@ -193,5 +242,5 @@ class MailboxAPI:
             },
         )
 
-    async def public_agent(self, name: str) -> dict[str, Any]:
-        return await self._call("GET", f"/public/agents/{name}")
+    async def public_agent(self, name: str) -> wire.DirectoryEntry:
+        return await self._read(wire.DirectoryEntry, "GET", f"/public/agents/{name}")

@@ -4,7 +4,8 @@ First-message auth (never a credential in the URL), resume after the highest
 acknowledged seq, exponential backoff with jitter between attempts (reset once
 a connection has been healthy), and a stop, with the reason kept for
 `mailbox_status`, when the server says the key is bad (4001) or another
-connection of this agent replaced us (4000).
+connection of this agent replaced us (4000). Frames are read into the wire
+models (`mailbox_wire.frames`); a frame type this bridge does not know is skipped.
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ import anyio
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+import mailbox_wire as wire
 from mailbox_mcp.inbound.delivered_log import DeliveredLog
 from mailbox_mcp.server_link.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-CLOSE_REPLACED = 4000
-CLOSE_BAD_KEY = 4001
 HEALTHY_AFTER_SECONDS = 10.0
 
-Deliver = Callable[[dict[str, Any]], Awaitable[bool]]
-EventHook = Callable[[dict[str, Any]], Awaitable[None]]
+Deliver = Callable[[wire.Message], Awaitable[bool]]
+EventHook = Callable[[wire.ConnectionEvent], Awaitable[None]]
 ConnectedHook = Callable[[], Awaitable[None]]
 
 
@@ -99,39 +99,39 @@ class Listener:
         async with websockets.connect(
             self.ws_url, open_timeout=10, compression=None, max_size=2 * 1024 * 1024
         ) as ws:
-            auth: dict[str, Any] = {"type": "auth", "api_key": self._api_key}
-            since = self.log_store.acked_seq()
-            if since:
-                auth["since"] = since
-            await ws.send(json.dumps(auth))
+            auth = wire.AuthFrame(api_key=self._api_key, since=self.log_store.acked_seq() or None)
+            await ws.send(auth.model_dump_json(exclude_none=True))
             try:
                 with anyio.fail_after(10):
-                    first = json.loads(await ws.recv())
+                    raw_first = json.loads(await ws.recv())
             except ConnectionClosed as closed:
                 self._raise_if_final(closed)
                 raise
-            if first.get("type") != "auth_ok":
-                raise OSError(f"unexpected first frame {first.get('type')!r}")
+            first = wire.read_server_frame(raw_first)
+            if not isinstance(first, wire.AuthOk):
+                kind = raw_first.get("type") if isinstance(raw_first, dict) else None
+                raise OSError(f"unexpected first frame {kind!r}")
             self.status.state = "connected"
             self.status.reason = None
             self.status.connected_since = time.time()
-            log.info("listening for mail as %s", first.get("agent_name"))
+            log.info("listening for mail as %s", first.agent_name)
             if self.on_connected is not None:
                 await self.on_connected()
             try:
                 async for raw in ws:
-                    await self._handle(ws, json.loads(raw))
+                    frame = wire.read_server_frame(json.loads(raw))
+                    if frame is not None:
+                        await self._handle(ws, frame)
             except ConnectionClosed as closed:
                 self._raise_if_final(closed)
                 raise
             # A clean close by the server (e.g. it is shutting down): reconnect.
             raise OSError("the server closed the connection")
 
-    async def _handle(self, ws: Any, frame: dict[str, Any]) -> None:
-        kind = frame.get("type")
-        if kind == "message":
-            message = frame["message"]
-            seq = int(message["seq"])
+    async def _handle(self, ws: Any, frame: wire.ServerFrame) -> None:
+        if isinstance(frame, wire.MessageFrame):
+            message = frame.message
+            seq = message.seq
             if not await self.deliver(message):
                 # A duplicate: nothing was injected, so only the cursor moves.
                 self.log_store.set_acked_seq(seq)
@@ -139,19 +139,18 @@ class Listener:
             # lost, the record may not.
             self.status.last_message_at = time.time()
             self.status.acked_seq = seq
-            await ws.send(json.dumps({"type": "ack", "up_to_seq": seq}))
-        elif kind in ("connection_request", "connection_approved", "connection_revoked"):
-            if self.on_event is not None:
-                await self.on_event(frame)
+            await ws.send(wire.AckFrame(up_to_seq=seq).model_dump_json())
+        elif isinstance(frame, wire.ConnectionEvent) and self.on_event is not None:
+            await self.on_event(frame)
 
     def _raise_if_final(self, closed: ConnectionClosed) -> None:
         code = closed.rcvd.code if closed.rcvd is not None else None
-        if code == CLOSE_BAD_KEY:
+        if code == wire.CloseCode.BAD_AUTH:
             raise _Stop(
                 "the mailbox server rejected the API key (close 4001): check MAILBOX_API_KEY, "
                 "or run `mailbox-mcp doctor`"
             )
-        if code == CLOSE_REPLACED:
+        if code == wire.CloseCode.REPLACED:
             raise _Stop(
                 "another connection of this agent replaced this one (close 4000): another "
                 "bridge with the same API key is listening; only one should"

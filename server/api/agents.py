@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..services import agents as agent_service
 from .deps import CallerDep, ServicesDep, client_address
 from .responses import AUTHED, errors
@@ -15,20 +16,20 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 @router.post(
     "/register",
     status_code=201,
-    response_model=schemas.RegisterResponse,
+    response_model=wire.RegisterResponse,
     responses=errors(409, 422, 429),
 )
 async def register(
-    body: schemas.RegisterRequest, request: Request, svc: ServicesDep
-) -> schemas.RegisterResponse:
+    body: wire.RegisterRequest, request: Request, svc: ServicesDep
+) -> wire.RegisterResponse:
     return await agent_service.register(svc, body, client_address(request))
 
 
-@router.get("/me", response_model=schemas.AgentMe, responses=AUTHED)
-async def me(caller: CallerDep) -> schemas.AgentMe:
+@router.get("/me", response_model=wire.AgentMe, responses=AUTHED)
+async def me(caller: CallerDep) -> wire.AgentMe:
     return await agent_service.me(caller.svc, caller.agent)
 
 
-@router.post("/me/rotate-key", response_model=schemas.RotateKeyResponse, responses=AUTHED)
-async def rotate_key(caller: CallerDep) -> schemas.RotateKeyResponse:
+@router.post("/me/rotate-key", response_model=wire.RotateKeyResponse, responses=AUTHED)
+async def rotate_key(caller: CallerDep) -> wire.RotateKeyResponse:
     return await agent_service.rotate_key(caller.svc, caller.agent)

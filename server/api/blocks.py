@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..services import blocks as block_service
 from .deps import CallerDep
 from .responses import AUTHED, errors
@@ -14,25 +15,25 @@ from .responses import AUTHED, errors
 router = APIRouter(prefix="/connections/blocks", tags=["connections"])
 
 
-@router.post("", response_model=schemas.Block, responses={**AUTHED, **errors(400, 404)})
-async def block(body: schemas.BlockRequest, caller: CallerDep) -> schemas.Block:
+@router.post("", response_model=wire.Block, responses={**AUTHED, **errors(400, 404)})
+async def block(body: wire.BlockRequest, caller: CallerDep) -> wire.Block:
     """Block an agent: its connection requests are accepted silently and never shown to
     you, its codes approve nothing, and a connection to it is revoked. Blocking again
     changes nothing."""
     return await block_service.block(caller.svc, caller.agent, body)
 
 
-@router.get("", response_model=schemas.BlockList, responses=AUTHED)
-async def list_blocks(caller: CallerDep) -> schemas.BlockList:
+@router.get("", response_model=wire.BlockList, responses=AUTHED)
+async def list_blocks(caller: CallerDep) -> wire.BlockList:
     return await block_service.list_blocks(caller.svc, caller.agent)
 
 
 @router.delete(
-    "/{agent_name}", response_model=schemas.UnblockResponse, responses={**AUTHED, **errors(404)}
+    "/{agent_name}", response_model=wire.UnblockResponse, responses={**AUTHED, **errors(404)}
 )
 async def unblock(
-    agent_name: Annotated[str, Path(pattern=schemas.AGENT_NAME_PATTERN)],
+    agent_name: Annotated[str, Path(pattern=wire.AGENT_NAME_PATTERN)],
     caller: CallerDep,
-) -> schemas.UnblockResponse:
+) -> wire.UnblockResponse:
     """Unblock an agent: its requests that have not expired show again."""
     return await block_service.unblock(caller.svc, caller.agent, agent_name)

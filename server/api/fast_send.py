@@ -22,7 +22,8 @@ from sqlalchemy.exc import DataError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..errors import MailboxError, RateLimited
 from ..services import agents as agent_service
 from ..services import messages as message_service
@@ -66,7 +67,7 @@ class FastSend:
             if "json" not in content_type:
                 return 422, _error("validation_error", "send a JSON body (application/json)"), {}
             try:
-                request = schemas.SendRequest.model_validate_json(await _read(receive))
+                request = wire.SendRequest.model_validate_json(await _read(receive))
             except ValidationError as exc:
                 return 422, _error("validation_error", describe_errors(exc.errors())), {}
             sent = await message_service.send(svc, self.mailbox.state.send_gate, agent, request)

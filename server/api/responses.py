@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Response
 from pydantic import BaseModel
 
-from ..schemas import ErrorBody
+from mailbox_wire import ErrorBody
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

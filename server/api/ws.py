@@ -26,13 +26,15 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from mailbox_wire import CloseCode
+
 from ..errors import Unauthorized
 from ..security import hash_api_key
 from ..services import agents as agent_service
 from ..services import backlog, cluster_events, frames
 from ..services import inbox as inbox_service
 from ..services.context import AgentRef, Services
-from ..services.delivery import CLOSE_KEY_REVOKED, CLOSE_OVERFLOW, CLOSE_REPLACED, Subscriber
+from ..services.delivery import Subscriber
 from ..ws_protocol import ACK_PATTERN, ACK_SINK
 from .deps import client_address
 from .ws_client_frames import AuthFrame, BadFrame, is_seq, load_json, parse_auth
@@ -41,17 +43,12 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-CLOSE_BAD_AUTH = 4001
-CLOSE_AUTH_TIMEOUT = 4008
-CLOSE_LIMIT = 4029  # too many sockets, or opened too fast: reconnect after a pause
-CLOSE_TOO_SLOW = CLOSE_OVERFLOW  # 1013: the client does not read; reconnect to resume
-CLOSE_BINARY = 1003  # "unsupported data": frames are JSON text
-CLOSE_SERVER_ERROR = 1011
+# The reason sent with a close the hub decided (the writer only sees the code).
 _REASONS = {
-    CLOSE_REPLACED: "replaced",
-    CLOSE_KEY_REVOKED: "the API key was rotated",
-    CLOSE_OVERFLOW: "too slow; reconnect to resume",
-    1001: "going away",
+    CloseCode.REPLACED: "replaced",
+    CloseCode.BAD_AUTH: "the API key was rotated",
+    CloseCode.OVERFLOW: "too slow; reconnect to resume",
+    CloseCode.GOING_AWAY: "going away",
 }
 
 
@@ -66,7 +63,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     # (The WebSocket carries the same headers and peer as a request.)
     address = client_address(websocket)  # type: ignore[arg-type]
     if not svc.sockets_per_client.take(address):
-        await websocket.close(CLOSE_LIMIT, "too many open sockets from this address")
+        await websocket.close(CloseCode.LIMIT, "too many open sockets from this address")
         return
     try:
         await _authenticate_and_serve(websocket, svc)
@@ -79,31 +76,33 @@ async def _authenticate_and_serve(websocket: WebSocket, svc: Services) -> None:
         async with asyncio.timeout(svc.settings.ws_auth_timeout_seconds):
             first = await websocket.receive()
     except TimeoutError:
-        await websocket.close(CLOSE_AUTH_TIMEOUT, "no auth frame within the time limit")
+        await websocket.close(CloseCode.AUTH_TIMEOUT, "no auth frame within the time limit")
         return
     if first["type"] == "websocket.disconnect":
         return
     auth = parse_auth(first.get("text"))
     if isinstance(auth, BadFrame):
-        await websocket.close(CLOSE_BAD_AUTH, auth.reason)
+        await websocket.close(CloseCode.BAD_AUTH, auth.reason)
         return
     try:
         agent = await agent_service.authenticate(svc, auth.api_key)
     except Unauthorized as exc:
-        await websocket.close(CLOSE_BAD_AUTH, exc.message)
+        await websocket.close(CloseCode.BAD_AUTH, exc.message)
         return
     except Exception:
         # The database, most likely: a close the client reconnects on, not a dead socket.
         log.exception("websocket auth failed")
-        await _close(websocket, CLOSE_SERVER_ERROR, "the server could not check the key; reconnect")
+        await _close(
+            websocket, CloseCode.SERVER_ERROR, "the server could not check the key; reconnect"
+        )
         return
     # Opening a socket is a request like any other; an agent may have a few open at
     # once (a replaced one still closing), not an unbounded number.
     if svc.request_rate.take(agent.id) > 0:
-        await websocket.close(CLOSE_LIMIT, "too many requests for this API key; slow down")
+        await websocket.close(CloseCode.LIMIT, "too many requests for this API key; slow down")
         return
     if not svc.sockets_per_agent.take(agent.id):
-        await websocket.close(CLOSE_LIMIT, "too many open sockets for this agent")
+        await websocket.close(CloseCode.LIMIT, "too many open sockets for this agent")
         return
     try:
         await _serve(websocket, svc, agent, auth)
@@ -131,10 +130,10 @@ async def _serve(websocket: WebSocket, svc: Services, agent: AgentRef, auth: Aut
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass  # the client went away, or the writer closed the socket
     except _TooSlow:
-        await _close(websocket, CLOSE_TOO_SLOW, "not reading: a send waited too long")
+        await _close(websocket, CloseCode.OVERFLOW, "not reading: a send waited too long")
     except Exception:
         log.exception("websocket reader of %s failed", agent.name)
-        await _close(websocket, CLOSE_SERVER_ERROR, "internal error; reconnect")
+        await _close(websocket, CloseCode.SERVER_ERROR, "internal error; reconnect")
     finally:
         websocket.scope.pop(ACK_SINK, None)
         svc.hub.unsubscribe(subscriber)
@@ -215,11 +214,11 @@ async def _write(
     except (WebSocketDisconnect, OSError, RuntimeError):
         return
     except _TooSlow:
-        await _close(websocket, CLOSE_TOO_SLOW, "not reading: a send waited too long")
+        await _close(websocket, CloseCode.OVERFLOW, "not reading: a send waited too long")
         return
     except Exception:
         log.exception("websocket writer of %s failed", agent.name)
-        await _close(websocket, CLOSE_SERVER_ERROR, "internal error; reconnect")
+        await _close(websocket, CloseCode.SERVER_ERROR, "internal error; reconnect")
         return
     if subscriber.close_code is not None and subscriber.close_code != 1000:
         await _close(websocket, subscriber.close_code, _REASONS.get(subscriber.close_code, ""))
@@ -286,7 +285,7 @@ async def _read(websocket: WebSocket, svc: Services, agent: AgentRef) -> None:
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
         raw = message.get("text")
         if raw is None:
-            await _close(websocket, CLOSE_BINARY, "frames must be JSON text, not binary")
+            await _close(websocket, CloseCode.BINARY, "frames must be JSON text, not binary")
             return
         ack = _ACK_FRAME.fullmatch(raw)
         if ack is not None:

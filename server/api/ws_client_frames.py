@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..schemas import MAX_SEQ
+from mailbox_wire import MAX_SEQ
 
 MAX_API_KEY_CHARS = 200
 

@@ -7,7 +7,9 @@ import uuid
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import cluster, schemas
+import mailbox_wire as wire
+
+from .. import cluster
 from ..clock import as_utc, utcnow
 from ..errors import Conflict, NotFound, RateLimited, Unauthorized
 from ..models import agents
@@ -15,9 +17,7 @@ from ..security import hash_api_key, looks_like_api_key, new_api_key
 from .context import AgentRef, Services
 
 
-async def register(
-    svc: Services, body: schemas.RegisterRequest, client: str
-) -> schemas.RegisterResponse:
+async def register(svc: Services, body: wire.RegisterRequest, client: str) -> wire.RegisterResponse:
     # The slot is taken before the insert's await, so concurrent registrations from
     # one address cannot all pass; a refused one (name taken, or a failure) gives it back.
     slot, wait = await svc.registrations.reserve(client)
@@ -44,7 +44,7 @@ async def register(
         await svc.registrations.release(client, slot)
         raise
     svc.remember_agent(AgentRef(agent_id, body.name))
-    return schemas.RegisterResponse(agent_id=agent_id, name=body.name, api_key=api_key)
+    return wire.RegisterResponse(agent_id=agent_id, name=body.name, api_key=api_key)
 
 
 async def authenticate(svc: Services, api_key: str | None) -> AgentRef:
@@ -73,10 +73,10 @@ async def authenticate(svc: Services, api_key: str | None) -> AgentRef:
     return agent
 
 
-async def me(svc: Services, agent: AgentRef) -> schemas.AgentMe:
+async def me(svc: Services, agent: AgentRef) -> wire.AgentMe:
     async with svc.db.read() as conn:
         row = (await conn.execute(select(agents).where(agents.c.id == agent.id))).one()
-    return schemas.AgentMe(
+    return wire.AgentMe(
         agent_id=row.id,
         name=row.name,
         description=svc.cipher.decrypt_optional(row.description_encrypted),
@@ -84,7 +84,7 @@ async def me(svc: Services, agent: AgentRef) -> schemas.AgentMe:
     )
 
 
-async def rotate_key(svc: Services, agent: AgentRef) -> schemas.RotateKeyResponse:
+async def rotate_key(svc: Services, agent: AgentRef) -> wire.RotateKeyResponse:
     api_key = new_api_key()
     async with svc.db.write() as conn:
         old_hash = (
@@ -101,7 +101,7 @@ async def rotate_key(svc: Services, agent: AgentRef) -> schemas.RotateKeyRespons
     # Other processes do the same when the announcement reaches them.
     svc.agents_by_key_hash.pop(old_hash)
     svc.hub.close_key(agent.id, old_hash)
-    return schemas.RotateKeyResponse(api_key=api_key)
+    return wire.RotateKeyResponse(api_key=api_key)
 
 
 async def by_name(svc: Services, name: str) -> AgentRef:

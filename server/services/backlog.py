@@ -14,7 +14,8 @@ from typing import cast
 
 from sqlalchemy import func, select
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..models import agents, messages
 from .context import AgentRef, Services
 from .message_views import message_query, to_messages
@@ -38,7 +39,7 @@ async def page_after(
     unacked_only: bool,
     max_bytes: int,
     up_to: int,
-) -> list[schemas.Message]:
+) -> list[wire.Message]:
     """Incoming messages with `after` < seq <= `up_to`, oldest first (optionally only
     those not acknowledged by id), as many as fit in `max_bytes` (at least one)."""
     mine = [

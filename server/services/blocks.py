@@ -17,7 +17,8 @@ from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..clock import as_utc, utcnow
 from ..errors import InvalidInput, NotFound
 from ..models import agents, connection_blocks
@@ -37,7 +38,7 @@ async def is_blocked(conn: AsyncConnection, blocker_id: str, requester_id: str) 
     return bool((await conn.execute(select(blocked_by(blocker_id, requester_id)))).scalar())
 
 
-async def block(svc: Services, owner: AgentRef, body: schemas.BlockRequest) -> schemas.Block:
+async def block(svc: Services, owner: AgentRef, body: wire.BlockRequest) -> wire.Block:
     """Block an agent (again: the first time stands); a connection to it is revoked."""
     # Imported here: connections imports this module for its filters.
     from .connections import revoke
@@ -69,10 +70,10 @@ async def block(svc: Services, owner: AgentRef, body: schemas.BlockRequest) -> s
                 )
             )
         ).scalar_one()
-    return schemas.Block(agent_name=other.name, blocked_at=as_utc(blocked_at))
+    return wire.Block(agent_name=other.name, blocked_at=as_utc(blocked_at))
 
 
-async def unblock(svc: Services, owner: AgentRef, name: str) -> schemas.UnblockResponse:
+async def unblock(svc: Services, owner: AgentRef, name: str) -> wire.UnblockResponse:
     not_blocked = NotFound(f"you have not blocked {name!r}", code="not_found")
     try:
         other = await agent_service.by_name(svc, name)
@@ -87,10 +88,10 @@ async def unblock(svc: Services, owner: AgentRef, name: str) -> schemas.UnblockR
         )
         if deleted.rowcount == 0:
             raise not_blocked
-    return schemas.UnblockResponse(agent_name=other.name)
+    return wire.UnblockResponse(agent_name=other.name)
 
 
-async def list_blocks(svc: Services, owner: AgentRef) -> schemas.BlockList:
+async def list_blocks(svc: Services, owner: AgentRef) -> wire.BlockList:
     async with svc.db.read() as conn:
         rows = (
             await conn.execute(
@@ -100,6 +101,6 @@ async def list_blocks(svc: Services, owner: AgentRef) -> schemas.BlockList:
                 .order_by(connection_blocks.c.created_at, agents.c.name)
             )
         ).all()
-    return schemas.BlockList(
-        blocks=[schemas.Block(agent_name=r.name, blocked_at=as_utc(r.created_at)) for r in rows]
+    return wire.BlockList(
+        blocks=[wire.Block(agent_name=r.name, blocked_at=as_utc(r.created_at)) for r in rows]
     )

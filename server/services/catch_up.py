@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from mailbox_wire import CloseCode
+
 from . import agents as agent_service
 from . import frames
 from . import inbox as inbox_service
@@ -56,7 +58,7 @@ class CatchUp:
             # The socket then lacks frames it gets on its next connection: close it
             # so that the client reconnects now rather than waiting in a gap.
             log.exception("catching up the socket of %s failed; closing it", agent_id)
-            subscriber.close(1011)
+            subscriber.close(CloseCode.SERVER_ERROR)
         finally:
             self._wanted.pop(agent_id, None)
             self._running.pop(agent_id, None)

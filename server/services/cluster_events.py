@@ -17,11 +17,13 @@ start empty and every socket here catches up.
 
 from __future__ import annotations
 
+from mailbox_wire import CloseCode
+
 from .. import cluster
 from ..cache import LRU
 from .catch_up import TO_THE_END
 from .context import Services
-from .delivery import CLOSE_REPLACED, Subscriber
+from .delivery import Subscriber
 
 
 class ClusterEvents:
@@ -105,7 +107,7 @@ class ClusterEvents:
             if socket_id == local.socket_id:
                 local.announced = True
         elif local.announced:
-            local.close(CLOSE_REPLACED)
+            local.close(CloseCode.REPLACED)
 
 
 async def announce_socket(svc: Services, subscriber: Subscriber) -> None:

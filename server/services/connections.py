@@ -17,7 +17,9 @@ from sqlalchemy import Row, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import cluster, schemas
+import mailbox_wire as wire
+
+from .. import cluster
 from ..clock import as_utc, utcnow
 from ..errors import Conflict, Gone, InvalidInput, NotFound, RateLimited
 from ..models import agents, connection_requests, connections
@@ -64,8 +66,8 @@ async def are_connected(svc: Services, a: str, b: str) -> bool:
 
 
 async def request(
-    svc: Services, requester: AgentRef, body: schemas.ConnectionRequestCreate
-) -> schemas.ConnectionRequestCreated:
+    svc: Services, requester: AgentRef, body: wire.ConnectionRequestCreate
+) -> wire.ConnectionRequestCreated:
     target = await agent_service.by_name(svc, body.target_agent_name)
     if target.id == requester.id:
         raise InvalidInput(
@@ -130,7 +132,7 @@ async def request(
             )
         )
     if silenced:
-        return schemas.ConnectionRequestCreated(
+        return wire.ConnectionRequestCreated(
             request_id=request_id,
             verification_code=code,
             target_agent_name=target.name,
@@ -140,7 +142,7 @@ async def request(
         svc,
         target.id,
         frames.connection_request(
-            schemas.IncomingRequest(
+            wire.IncomingRequest(
                 request_id=request_id,
                 from_agent_name=requester.name,
                 message=note,
@@ -150,7 +152,7 @@ async def request(
             )
         ),
     )
-    return schemas.ConnectionRequestCreated(
+    return wire.ConnectionRequestCreated(
         request_id=request_id,
         verification_code=code,
         target_agent_name=target.name,
@@ -158,7 +160,7 @@ async def request(
     )
 
 
-async def incoming_pending(svc: Services, agent: AgentRef) -> list[schemas.IncomingRequest]:
+async def incoming_pending(svc: Services, agent: AgentRef) -> list[wire.IncomingRequest]:
     """What waits for the agent's answer, oldest first: never from an agent it blocked,
     and never more than MAILBOX_MAX_INCOMING_PENDING (new ones are refused past that)."""
     now = utcnow()
@@ -178,7 +180,7 @@ async def incoming_pending(svc: Services, agent: AgentRef) -> list[schemas.Incom
             )
         ).all()
     return [
-        schemas.IncomingRequest(
+        wire.IncomingRequest(
             request_id=row.id,
             from_agent_name=row.requester_name,
             message=svc.cipher.decrypt_optional(row.message_encrypted),
@@ -190,7 +192,7 @@ async def incoming_pending(svc: Services, agent: AgentRef) -> list[schemas.Incom
     ]
 
 
-async def pending(svc: Services, agent: AgentRef) -> schemas.PendingConnections:
+async def pending(svc: Services, agent: AgentRef) -> wire.PendingConnections:
     now = utcnow()
     async with svc.db.read() as conn:
         rows = (
@@ -206,7 +208,7 @@ async def pending(svc: Services, agent: AgentRef) -> schemas.PendingConnections:
             )
         ).all()
     outgoing = [
-        schemas.OutgoingRequest(
+        wire.OutgoingRequest(
             request_id=row.id,
             target_agent_name=row.target_name,
             verification_code=svc.cipher.decrypt(row.code_encrypted),
@@ -217,14 +219,12 @@ async def pending(svc: Services, agent: AgentRef) -> schemas.PendingConnections:
         )
         for row in rows
     ]
-    return schemas.PendingConnections(
-        incoming=await incoming_pending(svc, agent), outgoing=outgoing
-    )
+    return wire.PendingConnections(incoming=await incoming_pending(svc, agent), outgoing=outgoing)
 
 
 async def approve(
-    svc: Services, target: AgentRef, body: schemas.ApproveRequest
-) -> schemas.ApproveResponse:
+    svc: Services, target: AgentRef, body: wire.ApproveRequest
+) -> wire.ApproveResponse:
     # Every attempt takes a failure slot before its first await, so wrong codes sent
     # together cannot all be tried before the first is counted; an attempt that was
     # not a wrong code (approved, expired, already connected) gives its slot back.
@@ -249,7 +249,7 @@ INVALID_CODE = "invalid_code"
 
 async def _connect_with_code(
     svc: Services, target: AgentRef, verification_code: str
-) -> schemas.ApproveResponse:
+) -> wire.ApproveResponse:
     code = normalise_code(verification_code)
     invalid = NotFound(
         "no pending request to you has that code; ask the requester's owner for it",
@@ -280,7 +280,7 @@ async def _connect_with_code(
     cluster_events.push_event(
         svc, target.id, frames.connection_approved(requester_name, stamp, row.id)
     )
-    return schemas.ApproveResponse(peer_agent_name=requester_name, connected_at=now)
+    return wire.ApproveResponse(peer_agent_name=requester_name, connected_at=now)
 
 
 async def _settle_request(
@@ -344,9 +344,7 @@ async def _settle_request(
     return row
 
 
-async def reject(
-    svc: Services, agent: AgentRef, body: schemas.RejectRequest
-) -> schemas.RejectResponse:
+async def reject(svc: Services, agent: AgentRef, body: wire.RejectRequest) -> wire.RejectResponse:
     """The target rejects an incoming request; the requester may cancel its own."""
     now = utcnow()
     async with svc.db.write() as conn:
@@ -370,10 +368,10 @@ async def reject(
             .where(connection_requests.c.id == body.request_id)
             .values(status=status, resolved_at=now)
         )
-    return schemas.RejectResponse(status=status, request_id=body.request_id)
+    return wire.RejectResponse(status=status, request_id=body.request_id)
 
 
-async def list_connections(svc: Services, agent: AgentRef) -> schemas.ConnectionList:
+async def list_connections(svc: Services, agent: AgentRef) -> wire.ConnectionList:
     async with svc.db.read() as conn:
         rows = (
             await conn.execute(
@@ -393,16 +391,16 @@ async def list_connections(svc: Services, agent: AgentRef) -> schemas.Connection
     for r in rows:
         peer_id = r.agent_high_id if r.agent_low_id == agent.id else r.agent_low_id
         result.append(
-            schemas.Connection(
+            wire.Connection(
                 peer_agent_name=names[peer_id],
                 peer_agent_id=peer_id,
                 connected_at=as_utc(r.created_at),
             )
         )
-    return schemas.ConnectionList(connections=result)
+    return wire.ConnectionList(connections=result)
 
 
-async def revoke(svc: Services, agent: AgentRef, peer_name: str) -> schemas.RevokeResponse:
+async def revoke(svc: Services, agent: AgentRef, peer_name: str) -> wire.RevokeResponse:
     not_connected = NotFound(f"you are not connected to {peer_name!r}", code="not_found")
     try:
         peer = await agent_service.by_name(svc, peer_name)
@@ -423,4 +421,4 @@ async def revoke(svc: Services, agent: AgentRef, peer_name: str) -> schemas.Revo
     svc.connected_pairs.invalidate((low, high))
     cluster_events.push_event(svc, peer.id, frames.connection_revoked(agent.name))
     cluster_events.push_event(svc, agent.id, frames.connection_revoked(peer.name))
-    return schemas.RevokeResponse(peer_agent_name=peer.name)
+    return wire.RevokeResponse(peer_agent_name=peer.name)

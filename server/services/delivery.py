@@ -21,14 +21,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from mailbox_wire import CloseCode
+
 if TYPE_CHECKING:
     from .catch_up import CatchUp
 
 log = logging.getLogger(__name__)
-
-CLOSE_REPLACED = 4000
-CLOSE_KEY_REVOKED = 4001  # the key it authenticated with was rotated
-CLOSE_OVERFLOW = 1013  # "try again later": the client reconnects and resumes
 
 
 class Subscriber:
@@ -87,7 +85,7 @@ class Subscriber:
         size = sys.getsizeof(frame)
         if len(self._pending) >= self.limit or self._pending_bytes + size > self.byte_limit:
             log.warning("subscriber for %s is too slow; closing it to resume later", self.agent_id)
-            self.close(CLOSE_OVERFLOW)
+            self.close(CloseCode.OVERFLOW)
             return
         self._pending.append((seq, frame))
         self._pending_bytes += size
@@ -150,7 +148,7 @@ class Hub:
         previous = self._subscribers.get(agent_id)
         self._subscribers[agent_id] = subscriber
         if previous is not None:
-            previous.close(CLOSE_REPLACED)
+            previous.close(CloseCode.REPLACED)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -188,11 +186,11 @@ class Hub:
         """Close the socket authenticated with this (just rotated) key, if any (4001)."""
         subscriber = self._subscribers.get(agent_id)
         if subscriber is not None and subscriber.key_hash == key_hash:
-            subscriber.close(CLOSE_KEY_REVOKED)
+            subscriber.close(CloseCode.BAD_AUTH)  # its key was rotated
 
     def close_all(self) -> None:
         for subscriber in list(self._subscribers.values()):
-            subscriber.close(1001)
+            subscriber.close(CloseCode.GOING_AWAY)
 
     @property
     def connected(self) -> int:

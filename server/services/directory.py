@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+import mailbox_wire as wire
 from mailbox_mcp.e2e.armor import ArmorError, unarmor
 from mailbox_mcp.e2e.key_packets import KeyShapeError, check_public_key
 
-from .. import cluster, schemas
+from .. import cluster
 from ..errors import InvalidInput, NotFound
 from ..models import agents
 from .context import AgentRef, Services
@@ -48,8 +49,8 @@ def openpgp_key_bytes(armored: str) -> bytes:
 
 
 async def register(
-    svc: Services, agent: AgentRef, body: schemas.DirectoryRegister
-) -> schemas.DirectoryEntry:
+    svc: Services, agent: AgentRef, body: wire.DirectoryRegister
+) -> wire.DirectoryEntry:
     fingerprint = await parser.fingerprint(openpgp_key_bytes(body.openpgp_public_key))
     async with svc.db.write() as conn:
         await conn.execute(
@@ -68,12 +69,12 @@ async def register(
     return await lookup(svc, agent.name)
 
 
-async def lookup(svc: Services, name: str) -> schemas.DirectoryEntry:
+async def lookup(svc: Services, name: str) -> wire.DirectoryEntry:
     async with svc.db.read() as conn:
         row = (await conn.execute(select(agents).where(agents.c.name == name))).first()
     if row is None:
         raise NotFound(f"no agent is named {name!r}", code="agent_not_found")
-    return schemas.DirectoryEntry(
+    return wire.DirectoryEntry(
         agent_id=row.id,
         name=row.name,
         public_key=row.public_key,

@@ -6,14 +6,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .. import schemas
+import mailbox_wire as wire
 
 
 def _dump(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
-def message(msg: schemas.Message) -> str:
+def message(msg: wire.Message) -> str:
     return _dump({"type": "message", "message": msg.model_dump(mode="json")})
 
 
@@ -32,7 +32,7 @@ def new_message(
     encryption: dict[str, str] | None,
 ) -> str:
     """The frame of a message just sent, built without a model (the send hot path);
-    the same JSON as `message(schemas.Message(...))`, which a test checks."""
+    the same JSON as `message(wire.Message(...))`, which a test checks."""
     return _dump(
         {
             "type": "message",
@@ -55,7 +55,7 @@ def new_message(
     )
 
 
-def connection_request(request: schemas.IncomingRequest) -> str:
+def connection_request(request: wire.IncomingRequest) -> str:
     # Built from IncomingRequest, which has no code field: the target never sees it.
     return _dump({"type": "connection_request", **request.model_dump(mode="json")})
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..clock import as_utc
 from ..errors import NotFound
 from ..models import messages, sessions
@@ -14,7 +15,7 @@ from .context import AgentRef, Services
 from .message_views import message_query, to_messages
 
 
-async def list_sessions(svc: Services, agent: AgentRef, limit: int) -> schemas.SessionList:
+async def list_sessions(svc: Services, agent: AgentRef, limit: int) -> wire.SessionList:
     async with svc.db.read() as conn:
         rows = (
             await conn.execute(
@@ -29,9 +30,9 @@ async def list_sessions(svc: Services, agent: AgentRef, limit: int) -> schemas.S
     names = await agent_service.names_by_id(
         svc, {r.agent_low_id for r in rows} | {r.agent_high_id for r in rows}
     )
-    return schemas.SessionList(
+    return wire.SessionList(
         sessions=[
-            schemas.SessionSummary(
+            wire.SessionSummary(
                 session_id=r.id,
                 subject=svc.cipher.decrypt(r.subject_encrypted),
                 participants=sorted([names[r.agent_low_id], names[r.agent_high_id]]),
@@ -44,7 +45,7 @@ async def list_sessions(svc: Services, agent: AgentRef, limit: int) -> schemas.S
 
 async def history(
     svc: Services, agent: AgentRef, session_id: str, limit: int, before: str | None
-) -> schemas.SessionHistory:
+) -> wire.SessionHistory:
     """The newest `limit` messages of a session (before a message id, if given), oldest first.
 
     A page also ends at MAILBOX_MAX_PAGE_BYTES: the client asks for older ones with
@@ -98,7 +99,7 @@ async def history(
         ).all()
     found = list(reversed(page_budget.trim_messages(await to_messages(svc, rows), budget)))
     names = await agent_service.names_by_id(svc, {session.agent_low_id, session.agent_high_id})
-    return schemas.SessionHistory(
+    return wire.SessionHistory(
         session_id=session.id,
         subject=svc.cipher.decrypt(session.subject_encrypted),
         participants=sorted(names.values()),

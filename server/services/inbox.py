@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..clock import utcnow
 from ..errors import InvalidInput, NotFound
 from ..models import agents, messages
@@ -35,7 +36,7 @@ async def incoming_after(
     limit: int,
     *,
     max_bytes: int | None = None,
-) -> list[schemas.Message]:
+) -> list[wire.Message]:
     """Incoming messages with seq > `after`, oldest first (optionally only unacknowledged);
     with `max_bytes`, only as many as fit in that many bytes (at least one; see page_budget)."""
     where = [messages.c.to_agent_id == agent.id, messages.c.seq > after]
@@ -66,7 +67,7 @@ async def incoming_after(
 
 async def pending_messages(
     svc: Services, agent: AgentRef, since: int | None, limit: int
-) -> tuple[list[schemas.Message], int]:
+) -> tuple[list[wire.Message], int]:
     """Incoming messages after `since`, or those not yet acknowledged; and the next cursor.
 
     A page ends at `limit` messages or MAILBOX_MAX_PAGE_BYTES, whichever comes first;
@@ -83,18 +84,16 @@ async def pending_messages(
     return found, (found[-1].seq if found else after)
 
 
-async def ack(svc: Services, agent: AgentRef, body: schemas.AckRequest) -> schemas.AckResponse:
+async def ack(svc: Services, agent: AgentRef, body: wire.AckRequest) -> wire.AckResponse:
     """`POST /inbox/ack`: answered after the commit (unlike WebSocket acks)."""
     if (body.up_to_seq is None) == (body.message_ids is None):
         raise InvalidInput("send exactly one of `up_to_seq` or `message_ids`")
     # The agent's socket acks first, so the answer's watermark counts them too.
     await svc.acks.flush_agent(agent.id)
     if body.up_to_seq is not None:
-        return schemas.AckResponse(
-            acknowledged_up_to_seq=await ack_up_to(svc, agent, body.up_to_seq)
-        )
+        return wire.AckResponse(acknowledged_up_to_seq=await ack_up_to(svc, agent, body.up_to_seq))
     ids = list(dict.fromkeys(body.message_ids or []))
-    return schemas.AckResponse(acknowledged_up_to_seq=await ack_ids(svc, agent, ids))
+    return wire.AckResponse(acknowledged_up_to_seq=await ack_ids(svc, agent, ids))
 
 
 async def ack_up_to(svc: Services, agent: AgentRef, up_to_seq: int) -> int:

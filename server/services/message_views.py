@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import Row, or_, select
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..clock import as_utc
 from ..errors import NotFound
 from ..models import ack_watermark_moves, messages, sessions
@@ -55,7 +56,7 @@ def message_query() -> Any:
     return select(*_MESSAGE_COLUMNS).join(sessions, sessions.c.id == messages.c.session_id)
 
 
-async def to_messages(svc: Services, rows: Sequence[Row[Any]]) -> list[schemas.Message]:
+async def to_messages(svc: Services, rows: Sequence[Row[Any]]) -> list[wire.Message]:
     names = await agent_service.names_by_id(
         svc, {r.from_agent_id for r in rows} | {r.to_agent_id for r in rows}
     )
@@ -66,7 +67,7 @@ async def to_messages(svc: Services, rows: Sequence[Row[Any]]) -> list[schemas.M
             info = (r.agent_low_id, r.agent_high_id, svc.cipher.decrypt(r.subject_encrypted))
             svc.session_info.put(r.session_id, info)
         result.append(
-            schemas.Message(
+            wire.Message(
                 message_id=r.id,
                 seq=r.seq,
                 session_id=r.session_id,
@@ -91,7 +92,7 @@ def delivered_at(by_id: datetime | None, by_watermark: datetime | None) -> datet
     return min(times) if times else None
 
 
-async def get_message(svc: Services, agent: AgentRef, message_id: str) -> schemas.Message:
+async def get_message(svc: Services, agent: AgentRef, message_id: str) -> wire.Message:
     async with svc.db.read() as conn:
         rows = (
             await conn.execute(

@@ -23,7 +23,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..clock import as_utc, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, RateLimited
 from ..models import agents, idempotency_keys, messages, sessions
@@ -51,15 +52,15 @@ class SendGate:
         return lock
 
 
-def _body_hash(svc: Services, body: schemas.SendRequest) -> str:
+def _body_hash(svc: Services, body: wire.SendRequest) -> str:
     """Keyed, so the stored digest cannot confirm a guessed message (see keyed_hash)."""
     data = body.model_dump(exclude={"idempotency_key"}, mode="json")
     return svc.hashes.send_body(json.dumps(data, sort_keys=True).encode())
 
 
 async def send(
-    svc: Services, gate: SendGate, sender: AgentRef, body: schemas.SendRequest
-) -> schemas.SendResponse:
+    svc: Services, gate: SendGate, sender: AgentRef, body: wire.SendRequest
+) -> wire.SendResponse:
     size = len(body.content.encode())
     if size > svc.settings.max_message_bytes:
         raise PayloadTooLarge(
@@ -170,9 +171,7 @@ async def send(
     finally:
         if not stored and pair_slot is not None:
             _give_back_pair_slot(svc, sender, recipient, pair_slot)
-    return schemas.SendResponse(
-        message_id=message_id, session_id=session_id, seq=seq, created_at=now
-    )
+    return wire.SendResponse(message_id=message_id, session_id=session_id, seq=seq, created_at=now)
 
 
 def _take_pair_slot(svc: Services, sender: AgentRef, recipient: AgentRef) -> float | None:
@@ -215,7 +214,7 @@ async def _has_openpgp_key(svc: Services, agent_id: str) -> bool:
 
 async def _replay(
     svc: Services, sender: AgentRef, key_hash: str, body_hash: str
-) -> schemas.SendResponse | None:
+) -> wire.SendResponse | None:
     """The first answer for an idempotency key, or None if the key is new (or expired)."""
     cutoff = utcnow().timestamp() - svc.settings.idempotency_ttl_seconds
     async with svc.db.read() as conn:
@@ -246,7 +245,7 @@ async def _replay(
         raise Conflict(
             "this idempotency_key was used with a different message", code="idempotency_conflict"
         )
-    return schemas.SendResponse(
+    return wire.SendResponse(
         message_id=row.id, session_id=row.session_id, seq=row.seq, created_at=as_utc(row.created_at)
     )
 

@@ -23,7 +23,8 @@ from typing import TypeVar
 
 from sqlalchemy import func
 
-from .. import schemas
+import mailbox_wire as wire
+
 from ..models import messages
 
 T = TypeVar("T")
@@ -49,10 +50,10 @@ def fitting(items: Sequence[T], sizes: Iterable[int], budget: int) -> list[T]:
     return list(items)
 
 
-def json_size(message: schemas.Message) -> int:
+def json_size(message: wire.Message) -> int:
     return len(message.model_dump_json())
 
 
-def trim_messages(messages: Sequence[schemas.Message], budget: int) -> list[schemas.Message]:
+def trim_messages(messages: Sequence[wire.Message], budget: int) -> list[wire.Message]:
     """The leading messages that fit in `budget` bytes of JSON (at least the first)."""
     return fitting(messages, (json_size(m) for m in messages), budget)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 
+import mailbox_wire as wire
 from mailbox_mcp.e2e import keyring
 from mailbox_mcp.e2e.keyring import PeerKeys
 from mailbox_mcp.e2e.openpgp import (
@@ -35,11 +35,18 @@ class Directory:
         self.entries: dict[str, str | None] = {}
         self.calls: list[str] = []
 
-    async def fetch(self, name: str) -> dict[str, Any]:
+    async def fetch(self, name: str) -> wire.DirectoryEntry:
         self.calls.append(name)
         if name not in self.entries:
             raise MailboxAPIError(404, "agent_not_found", f"no agent is named {name!r}")
-        return {"name": name, "openpgp_public_key": self.entries[name]}
+        return wire.DirectoryEntry(
+            agent_id=f"id-{name}",
+            name=name,
+            public_key=None,
+            openpgp_public_key=self.entries[name],
+            key_version=None,
+            fingerprint=None,
+        )
 
 
 def _cached(directory: Path) -> list[Path]:

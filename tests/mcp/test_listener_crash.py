@@ -8,12 +8,13 @@ process would.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
+import mailbox_wire as wire
 from mailbox_mcp.inbound.delivered_log import DeliveredLog
 from mailbox_mcp.inbound.injector import Injector
 from mailbox_mcp.openclaw.gateway import GatewayClient
@@ -55,7 +56,7 @@ async def test_crash_after_delivery_before_ack_does_not_inject_twice(
 
         async with anyio.create_task_group() as tasks:
 
-            async def deliver_then_die(message: dict[str, Any]) -> bool:
+            async def deliver_then_die(message: wire.Message) -> bool:
                 await injector.deliver(message)
                 crashed.set()
                 tasks.cancel_scope.cancel()  # the process dies before the ack is sent
@@ -94,16 +95,20 @@ async def test_a_recorded_message_is_never_injected_again(
 ) -> None:
     me, _ = peers
     settings = _settings(mailbox, me, gateway, tmp_path)
-    message = {
-        "message_id": "m-1",
-        "seq": 1,
-        "session_id": "s-1",
-        "from_agent": "peer-agent",
-        "to_agent": me.name,
-        "subject": "hello",
-        "content": "msg-once",
-        "encrypted": False,
-    }
+    message = wire.Message(
+        message_id="m-1",
+        seq=1,
+        session_id="s-1",
+        from_agent="peer-agent",
+        to_agent=me.name,
+        subject="hello",
+        content="msg-once",
+        created_at=datetime.now(UTC),
+        correlation_id=None,
+        encrypted=False,
+        encryption=None,
+        delivered_at=None,
+    )
     async with GatewayClient(gateway.url, GATEWAY_TOKEN, "main", "test") as client:
         first = Injector(settings, client, DeliveredLog(tmp_path, me.agent_id))
         assert await first.deliver(message) is True

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from server import schemas
+import mailbox_wire as schemas
 from server.services import frames
 from tests.helpers import Agent, Socket, connect_agents, register
 from tests.servers import ServerThread

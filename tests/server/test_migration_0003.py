@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import Connection
 
-from server import schemas
+import mailbox_wire as schemas
 from server.cipher import Cipher
 from server.clock import utcnow
 from server.security import hash_api_key, new_api_key

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server.schemas import MAX_SEQ
+from mailbox_wire import MAX_SEQ
 from tests.helpers import Socket, connect_agents, register
 from tests.servers import ServerThread
 
