@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 # The reason sent with a close the hub decided (the writer only sees the code).
-_REASONS = {
+_REASONS: dict[int, str] = {
     CloseCode.REPLACED: "replaced",
     CloseCode.BAD_AUTH: "the API key was rotated",
     CloseCode.OVERFLOW: "too slow; reconnect to resume",
