@@ -84,6 +84,7 @@ def owner_turn(
 
     def a_turn_that_ends_well() -> bool:
         run_id = wait_until(start, within=within, what=f"an owner turn in {session_key}", every=0.5)
+        assert run_id is not None  # what wait_until returns holds
         outcome = wait_for_run(gateway, run_id, within)
         if outcome.get("status") == "ok":
             return True
@@ -93,8 +94,9 @@ def owner_turn(
         return False
 
     # A failed run's cleanup (which failed it) settles within seconds, and a run started
-    # at once fails too: 2, 4, 8 s between turns. The attempts bound it, not the deadline
-    # (each turn is bounded by its own waits, of at most 2 * within + 30 s).
+    # at once fails too: 2, 4, 8 s between turns. ``attempts`` ends the turns; the
+    # deadline is a backstop above what that many turns take (each: two waits of
+    # ``within``, the last ``agent.wait`` of 30 s, a pause).
     wait_until(
         a_turn_that_ends_well,
         within=attempts * (2 * within + 30 + 16),

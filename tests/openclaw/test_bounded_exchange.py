@@ -132,13 +132,13 @@ def test_two_agents_that_answer_everything_stop_at_the_budget_and_an_approved_re
     # The exchange runs by itself until A's 4th reply is held, then stops.
     a.model.wait_for(held_answer(a_key), 480, "A: a reply held by the budget")
 
-    def exchanged() -> tuple[int, int, int]:
+    def progress() -> tuple[int, int, int]:
         """How far the exchange went: messages on the server, replies each model made."""
         return len(conversation(b.agent)[1]), len(a_replies), len(b_replies)
 
-    stopped_at = exchanged()
+    stopped_at = progress()
     assert_stays(  # a reply that got through anyway would arrive now
-        lambda: exchanged() == stopped_at,
+        lambda: progress() == stopped_at,
         for_seconds=EXCHANGE_HOP_WINDOW,
         what="the exchange stopped at A's held reply",
         every=0.5,
@@ -170,9 +170,9 @@ def test_two_agents_that_answer_everything_stop_at_the_budget_and_an_approved_re
     assert "approved already: nothing done" in again.stdout, (again.stdout, again.stderr)
     # B's model answers it, and B's 4th reply is held in turn (B's 3 are spent)
     b.model.wait_for(held_answer(b_key, b_before), 180, "B: its answer to A4 held")
-    stopped_at = exchanged()
+    stopped_at = progress()
     assert_stays(
-        lambda: exchanged() == stopped_at,
+        lambda: progress() == stopped_at,
         for_seconds=EXCHANGE_HOP_WINDOW,
         what="the exchange stopped at B's held reply",
         every=0.5,

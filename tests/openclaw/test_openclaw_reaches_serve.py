@@ -157,11 +157,11 @@ def test_a_run_that_fails_before_the_model_is_reported_by_doctor(
     with running("serve", "--port", str(port), env=process_env, ready_url=url):
         peer.send(me, f"unread-{uuid.uuid4().hex[:6]}", subject="hi")
 
-        def reported() -> str | None:
+        def reported() -> str:
             done = subprocess.run(
                 [MAILBOX_MCP, "doctor"], env=process_env, capture_output=True, text=True
             )
-            return done.stdout if "[WARN] agent runs" in done.stdout else None
+            return done.stdout if "[WARN] agent runs" in done.stdout else ""
 
         report = wait_until(reported, within=90, what="doctor to report the failed run", every=1)
     assert f"the run in {key} failed" in report, report

@@ -113,9 +113,8 @@ def test_each_message_is_injected_once_with_three_bridges_and_after_the_listener
         lambda: first not in bridge_pids(state), within=30, what="OpenClaw to stop main's bridge"
     )
     others = set(session_of) - {first}
-    heir = wait_until(
-        lambda: lock.holder_pid() in others and lock.holder_pid(), within=10, what="a takeover"
-    )
+    heir = wait_until(lock.holder_pid, lambda pid: pid in others, within=10, what="a takeover")
+    assert heir is not None  # it is one of the others
     deleted = session_of[heir]
     gateway.rpc("sessions.delete", {"key": deleted, "deleteTranscript": True}, scopes=admin)
     wait_until(
