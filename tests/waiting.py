@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 import anyio
 
@@ -101,14 +101,36 @@ def wait_until(
         pause *= backoff
 
 
+@overload
+async def wait_until_async(  # type: ignore[overload-overlap]  # an awaitable is awaited
+    check: Callable[[], Awaitable[T]],
+    done: Callable[[T], object] = ...,
+    *,
+    within: float,
+    what: str,
+    every: float = ...,
+) -> T: ...
+
+
+@overload
 async def wait_until_async(
-    check: Callable[[], T | Awaitable[T]],
-    done: Callable[[T], object] = bool,
+    check: Callable[[], T],
+    done: Callable[[T], object] = ...,
+    *,
+    within: float,
+    what: str,
+    every: float = ...,
+) -> T: ...
+
+
+async def wait_until_async(
+    check: Callable[[], Any],
+    done: Callable[[Any], object] = bool,
     *,
     within: float,
     what: str,
     every: float = EVERY,
-) -> T:
+) -> Any:
     """``wait_until`` for async tests: the pauses let the event loop run. ``check`` may
     be a coroutine function (awaited each time) or a plain, quick function."""
     deadline = time.monotonic() + within
@@ -138,7 +160,7 @@ def assert_stays(
 
 
 async def assert_stays_async(
-    check: Callable[[], object | Awaitable[object]],
+    check: Callable[[], object],
     *,
     for_seconds: float,
     what: str,
@@ -154,7 +176,7 @@ async def assert_stays_async(
         await anyio.sleep(min(every, remaining))  # as in wait_until: no event to wait on
 
 
-async def _value_of(check: Callable[[], T | Awaitable[T]]) -> T:
+async def _value_of(check: Callable[[], object]) -> object:
     value = check()
     if inspect.isawaitable(value):
         return await value
