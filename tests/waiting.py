@@ -102,7 +102,7 @@ def wait_until(
 
 
 @overload
-async def wait_until_async(  # type: ignore[overload-overlap]  # an awaitable is awaited
+async def wait_until_async(  # an awaitable check is awaited
     check: Callable[[], Awaitable[T]],
     done: Callable[[T], object] = ...,
     *,
