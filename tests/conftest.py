@@ -1,4 +1,5 @@
-"""Fixtures shared by all tests: a real server per database backend."""
+"""Fixtures shared by all tests: a real server per database backend, and ``mailbox``, a
+fresh server of one test's own (SQLite) for the bridge and OpenClaw tiers."""
 
 from __future__ import annotations
 
@@ -85,6 +86,14 @@ def server(database_url: str) -> Iterator[ServerThread | ServersBehindProxy]:
         else ServerThread(server_settings(database_url))
     )
     with topology as running:
+        yield running
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[ServerThread]:
+    """A server of this test's own on SQLite (in ``tmp_path/server``, apart from the
+    bridge's state that tests keep in ``tmp_path``)."""
+    with ServerThread(server_settings(sqlite_url(tmp_path / "server"))) as running:
         yield running
 
 

@@ -10,6 +10,8 @@ import threading
 import uvicorn
 from starlette.types import ASGIApp
 
+from tests.waiting import wait_until_async
+
 STARTUP_TIMEOUT = 10.0
 
 
@@ -75,8 +77,12 @@ class BackgroundServer:
             self.stopping = asyncio.Event()
             task = asyncio.create_task(server.serve(sockets=[sock]))
             # uvicorn has no "started" event to wait on, only this flag
-            while not server.started and not task.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            await wait_until_async(
+                lambda: server.started or task.done(),
+                within=STARTUP_TIMEOUT,
+                what=f"{self.name} to start",
+                every=0.01,
+            )
             ready.set()
             await task
 

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from server.cli import uvicorn_options
 from server.db import Database
 from server.settings import Settings
 from tests.proxy import RoundRobinProxy
+from tests.waiting import NotInTime, wait_until
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MAILBOX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -139,13 +139,15 @@ class ServerThread:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
+        server, thread = self._server, self._thread
+
+        def started() -> bool:
+            if not thread.is_alive():
                 raise RuntimeError("the server thread died during start-up")
-            if time.monotonic() > deadline:
-                raise TimeoutError("the server did not start in time")
-            time.sleep(0.02)
+            return server.started
+
+        # uvicorn has no "started" event to wait on, only this flag
+        wait_until(started, within=timeout, what="the server thread to start", every=0.02)
         return self
 
     def stop(self, timeout: float = 20) -> None:
@@ -197,18 +199,20 @@ class ServerProcess:
             start_new_session=True,
         )
         self._process = process
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            if time.monotonic() > deadline:
-                self.kill()
-                raise TimeoutError("the server process did not start in time")
-            # Waiting on the process both paces the retries and notices an early exit.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                code = process.wait(0.05)
+
+        def healthy() -> bool:
+            if (code := process.poll()) is not None:
                 raise RuntimeError(f"the server process exited with {code} during start-up")
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+            return False
+
+        try:
+            wait_until(healthy, within=timeout, what="the server process to answer /health")
+        except NotInTime:
+            self.kill()
+            raise
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash or a power cut of the process."""

@@ -17,7 +17,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from websockets.sync.client import connect
 
 from tests.deploy.tls import TlsFiles, make_tls
 from tests.servers import ServerThread, free_port, server_settings, sqlite_url
+from tests.waiting import wait_until
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SECRETS = ("POSTGRES_PASSWORD", "MAILBOX_ENCRYPTION_KEY")
@@ -193,17 +193,16 @@ def proxied_server(tmp_path: Path) -> Iterator[tuple[str, str, TlsFiles]]:
 def wait_for_port(
     port: int, process: subprocess.Popen[bytes], stderr: Path, timeout: float = 15
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def listens() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
         except OSError:
             if process.poll() is not None:
                 raise RuntimeError(f"nginx exited: {stderr.read_text()}") from None
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {port}") from None
-            time.sleep(0.05)
+            return False
+        return True
+
+    wait_until(listens, within=timeout, what=f"nginx to listen on {port}")
 
 
 def test_the_proxy_serves_https_redirects_http_and_upgrades_websockets(

@@ -64,7 +64,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -74,11 +74,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from tests.loopback import BackgroundServer
+from tests.waiting import NotInTime
 
 __all__ = ["DEFAULT_ALLOWED_TOOLS", "FakeGateway", "Injection"]
 
 DEFAULT_ALLOWED_TOOLS = frozenset({"sessions_send", "sessions_history", "sessions_list"})
 PROTOCOL_VERSION = 4
+T = TypeVar("T")
 
 _MAIN_KEY = re.compile(r"^agent:[^:]+:main$")
 
@@ -257,19 +259,16 @@ class FakeGateway:
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Block until ``predicate()`` (called under the lock) holds, or raise ``TimeoutError``."""
-        with self._cond:
-            if not self._cond.wait_for(predicate, timeout):
-                raise TimeoutError(f"fake gateway: condition not met within {timeout} s")
+        self._wait_for(predicate, timeout, lambda: "condition not met")
 
     def wait_for_injections(self, n: int, timeout: float = 5.0) -> list[Injection]:
         """Block until at least ``n`` injections landed; return them all."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self._injections) >= n, timeout):
-                raise TimeoutError(
-                    f"fake gateway: expected {n} injections within {timeout} s, "
-                    f"got {len(self._injections)}"
-                )
-            return list(self._injections)
+        self._wait_for(
+            lambda: len(self._injections) >= n,
+            timeout,
+            lambda: f"expected {n} injections, got {len(self._injections)}",
+        )
+        return self.injections
 
     # the wait runs in a worker thread, out of reach of cancel scopes: it needs its own timeout
     async def await_injections(
@@ -290,17 +289,28 @@ class FakeGateway:
         """Wait until a WebSocket request for ``method`` came in; return the first one."""
 
         def wait() -> dict[str, Any]:
-            with self._cond:
-                found = self._cond.wait_for(
-                    lambda: [r for r in self._ws_requests if r.get("method") == method], timeout
-                )
-                if not found:
-                    raise TimeoutError(f"fake gateway: no {method} request within {timeout} s")
-                return found[0]
+            found = self._wait_for(
+                lambda: [r for r in self._ws_requests if r.get("method") == method],
+                timeout,
+                lambda: f"no {method} request",
+            )
+            return found[0]
 
         return await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
 
     # -- internals: shared ---------------------------------------------------
+
+    def _wait_for(
+        self, predicate: Callable[[], T], timeout: float, failure: Callable[[], str]
+    ) -> T:
+        """The one wait on the records: on the condition variable every record notifies
+        (no polling); ``predicate`` runs under the lock. ``NotInTime`` (a ``TimeoutError``)
+        saying ``failure()`` once ``timeout`` passed."""
+        with self._cond:
+            found = self._cond.wait_for(predicate, timeout)
+            if not found:
+                raise NotInTime(f"fake gateway: {failure()} within {timeout} s", found)
+            return found
 
     def _take(self, name: Literal["_http_faults", "_send_faults", "_ws_faults"]) -> _Fault | None:
         with self._cond:

@@ -6,12 +6,10 @@ import contextlib
 import re
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from mcp import Client
@@ -19,15 +17,10 @@ from mcp.client.stdio import StdioServerParameters
 
 from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent, connect_agents, register
-from tests.servers import ServerThread, server_settings, sqlite_url
+from tests.servers import ServerThread
+from tests.waiting import NotInTime, wait_until, wait_until_async
 
 GATEWAY_TOKEN = "gateway-test-token"
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread(server_settings(sqlite_url(tmp_path / "server"))) as running:
-        yield running
 
 
 @pytest.fixture
@@ -95,16 +88,17 @@ def landed(gateway: FakeGateway) -> list[str]:
     ]
 
 
-async def status_until(client: Client, predicate: Any, within: float = 10) -> dict[str, Any]:
-    """Poll `mailbox_status` (the only window into the bridge process) until it holds."""
-    with anyio.fail_after(within):
-        while True:  # another process's state has no event to wait on
-            result = await client.call_tool("mailbox_status", {})
-            status = result.structured_content
-            assert status is not None
-            if predicate(status):
-                return status
-            await anyio.sleep(0.05)
+async def status_until(
+    client: Client, predicate: Callable[[dict[str, Any]], bool], within: float = 10
+) -> dict[str, Any]:
+    """Ask `mailbox_status` (the only window into the bridge process) until it holds."""
+
+    async def status() -> dict[str, Any]:
+        result = await client.call_tool("mailbox_status", {})
+        assert result.structured_content is not None
+        return result.structured_content
+
+    return await wait_until_async(status, predicate, within=within, what="mailbox_status to match")
 
 
 REPLY_LINE = re.compile(r'mailbox_reply\(reply_token="([A-Za-z0-9_-]+)", content="\.\.\."\)')
@@ -137,15 +131,21 @@ def running(*args: str, env: dict[str, str], ready_url: str | None = None) -> It
     )
     try:
         if ready_url is not None:
-            deadline = time.monotonic() + 20
-            while True:
+
+            def answers() -> bool:
                 try:
                     httpx.get(ready_url, timeout=1)
-                    break
                 except httpx.HTTPError:
-                    if process.poll() is not None or time.monotonic() > deadline:
+                    if process.poll() is not None:
                         raise RuntimeError(process.communicate()[1]) from None
-                    time.sleep(0.05)
+                    return False
+                return True
+
+            try:
+                wait_until(answers, within=20, what=f"{ready_url} to answer")
+            except NotInTime:
+                process.terminate()
+                raise RuntimeError(process.communicate()[1]) from None
         yield
     finally:
         process.terminate()

@@ -24,6 +24,7 @@ from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent
 from tests.mcp.conftest import GATEWAY_TOKEN, send
 from tests.servers import ServerThread
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -79,9 +80,11 @@ async def test_crash_after_delivery_before_ack_does_not_inject_twice(
             tasks.start_soon(Listener(ws_url, me.api_key, store, injector.deliver).run)
             await send(peer, me, "msg-sentinel")
             await gateway.await_injections(2, timeout=15)
-            with anyio.fail_after(10):
-                while me.get("/inbox").json()["messages"]:  # noqa: ASYNC110 - server state
-                    await anyio.sleep(0.05)
+            await wait_until_async(
+                lambda: not me.get("/inbox").json()["messages"],
+                within=10,
+                what="the inbox acknowledged",
+            )
             tasks.cancel_scope.cancel()
         store.close()
 

@@ -28,7 +28,7 @@ from tests.openclaw.gateway import (
 )
 from tests.openclaw.scripted_model import ScriptedModel
 from tests.openclaw.two_agents import Side, two_sides
-from tests.servers import ServerThread, server_settings, sqlite_url
+from tests.servers import ServerThread
 
 ENABLE_VARIABLE = "MAILBOX_OPENCLAW_TESTS"
 
@@ -130,12 +130,6 @@ def scripted_gateway(
 
 def gateway_env(gateway: RealGateway) -> dict[str, str]:
     return {"OPENCLAW_GATEWAY_URL": gateway.url, "OPENCLAW_GATEWAY_TOKEN": gateway.token}
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread(server_settings(sqlite_url(tmp_path))) as running:
-        yield running
 
 
 @pytest.fixture

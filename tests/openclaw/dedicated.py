@@ -7,23 +7,20 @@ the owner talking in a session; ``count_in`` reads how often a text was injected
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mailbox_mcp.openclaw.workspace import prepare_peer_workspace
 from mailbox_mcp.owner.snippets import openclaw_dedicated_config
 from mailbox_mcp.settings import BridgeSettings
 from tests.helpers import Agent
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
+from tests.waiting import NotInTime, wait_until
 
 PEER_AGENT = "mailbox"
 MAIN_SESSION = "agent:main:main"
-# Long enough for a second injection of the same message to show (a retry, or a
-# second listener): the bridges' retry backoff here is 0.05-0.3 s.
-QUIET_WINDOW = 4.0
 
 
 def peer_session(peer: Agent) -> str:
@@ -58,17 +55,6 @@ def configure(gateway: RealGateway, env: dict[str, str], workdir: Path, **serve:
     gateway.wait_config_applied()
 
 
-def wait_until(check: Callable[[], Any], within: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {within:.0f} s for {what}")
-        time.sleep(every)
-
-
 def owner_turn(
     gateway: RealGateway, session_key: str, message: str, within: float = 90, attempts: int = 4
 ) -> None:
@@ -94,25 +80,45 @@ def owner_turn(
             return None
         return str(accepted["runId"])
 
-    outcomes = []
-    for attempt in range(attempts):
-        run_id = wait_until(start, within, f"an owner turn in {session_key}", every=0.5)
+    outcomes: list[dict[str, Any]] = []
+
+    def a_turn_that_ends_well() -> bool:
+        run_id = wait_until(start, within=within, what=f"an owner turn in {session_key}", every=0.5)
+        assert run_id is not None  # what wait_until returns holds
         outcome = wait_for_run(gateway, run_id, within)
         if outcome.get("status") == "ok":
-            return
+            return True
         outcomes.append(outcome)
-        # its cleanup (which failed the run) settles within seconds; a run at once fails too
-        time.sleep(2 * 2**attempt)
-    raise AssertionError(f"the owner's turns in {session_key} failed: {outcomes}")
+        if len(outcomes) == attempts:
+            raise AssertionError(f"the owner's turns in {session_key} failed: {outcomes}")
+        return False
+
+    # A failed run's cleanup (which failed it) settles within seconds, and a run started
+    # at once fails too: 2, 4, 8 s between turns. ``attempts`` ends the turns; the
+    # deadline is a backstop above what that many turns take (each: two waits of
+    # ``within``, the last ``agent.wait`` of 30 s, a pause).
+    wait_until(
+        a_turn_that_ends_well,
+        within=attempts * (2 * within + 30 + 16),
+        what=f"a turn in {session_key} that ends well",
+        every=2,
+        backoff=2,
+    )
 
 
 def wait_for_run(gateway: RealGateway, run_id: str, within: float) -> dict[str, Any]:
-    """The run's outcome (``agent.wait``), asked again while it is queued or running."""
-    deadline = time.monotonic() + within
-    while True:
-        outcome = gateway.rpc("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=30)
-        if outcome.get("status") not in ("timeout", "pending") or time.monotonic() > deadline:
-            return outcome
+    """The run's outcome (``agent.wait``: a long poll of up to 20 s, asked again while the
+    run is queued or running); past ``within``, the last answer ("timeout", "pending")."""
+    try:
+        return wait_until(
+            lambda: gateway.rpc("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=30),
+            lambda outcome: outcome.get("status") not in ("timeout", "pending"),
+            within=within,
+            what=f"the run {run_id} to end",
+            every=0,  # agent.wait itself waits for the run
+        )
+    except NotInTime as late:
+        return cast(dict[str, Any], late.last)
 
 
 def count_in(gateway: RealGateway, session_key: str, lines: Iterable[str]) -> dict[str, int]:

@@ -44,6 +44,7 @@ from typing import Any, Self
 import httpx
 
 from tests.servers import free_port
+from tests.waiting import NotInTime, wait_until
 
 __all__ = [
     "DEFAULT_ALLOWED_TOOLS",
@@ -310,9 +311,8 @@ class RealGateway:
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while True:
+        def readyz() -> tuple[bool, str]:
+            """Is the gateway ready, and what it answered last."""
             process = self._process
             assert process is not None
             if process.poll() is not None:
@@ -323,18 +323,20 @@ class RealGateway:
                 )
             try:
                 response = self._http.get(f"{self.url}/readyz", timeout=2)
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code == 200 and response.json().get("ready") is True:
-                    return
+                ready = response.status_code == 200 and response.json().get("ready") is True
+                return ready, f"HTTP {response.status_code}: {response.text[:200]}"
             except (httpx.HTTPError, ValueError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                self.stop()
-                raise GatewayNotReady(
-                    f"the gateway was not ready within {timeout:.0f} s (last: {last})"
-                    + self.log_tail()
-                )
-            time.sleep(0.25)  # a process starting up has no event to wait on
+                return False, f"{type(exc).__name__}: {exc}"
+
+        try:
+            # a process starting up has no event to wait on
+            wait_until(readyz, lambda seen: seen[0], within=timeout, what="/readyz", every=0.25)
+        except NotInTime as late:
+            self.stop()
+            last = late.last[1] if isinstance(late.last, tuple) else "no answer yet"
+            raise GatewayNotReady(
+                f"the gateway was not ready within {timeout:.0f} s (last: {last})" + self.log_tail()
+            ) from None
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM, wait for a clean exit (SIGKILL after ``timeout``)."""
@@ -401,17 +403,19 @@ class RealGateway:
         self.allowed_tools = wanted
         if not self.running:
             return
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = {tool: self.tool_available(tool) for tool in DEFAULT_ALLOWED_TOOLS}
-            if all(seen[tool] == (tool in wanted) for tool in seen):
-                return
-            if time.monotonic() > deadline:
-                raise GatewayHarnessError(
-                    f"gateway.tools.allow = {list(wanted)} did not apply within {timeout:.0f} s "
-                    f"(available: {seen})" + self.log_tail()
-                )
-            time.sleep(0.25)  # the config watcher has no event we can wait on
+        try:
+            wait_until(  # the config watcher has no event we can wait on
+                lambda: {tool: self.tool_available(tool) for tool in DEFAULT_ALLOWED_TOOLS},
+                lambda seen: all(seen[tool] == (tool in wanted) for tool in seen),
+                within=timeout,
+                what=f"gateway.tools.allow = {list(wanted)} to apply",
+                every=0.25,
+            )
+        except NotInTime as late:
+            raise GatewayHarnessError(
+                f"gateway.tools.allow = {list(wanted)} did not apply within {timeout:.0f} s "
+                f"(available: {late.last})" + self.log_tail()
+            ) from None
 
     def tool_available(self, tool: str) -> bool:
         """Does ``/tools/invoke`` offer ``tool``? Probed with a harmless call."""
@@ -544,14 +548,20 @@ class RealGateway:
     def wait_config_applied(self, timeout: float = 30) -> None:
         """Wait until the running gateway has applied the config on disk (hot reload):
         ``config.get`` says so when ``appliedConfigHash`` equals ``configRevisionHash``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            snapshot = self.rpc("config.get", {})
-            if snapshot.get("appliedConfigHash") == snapshot.get("configRevisionHash"):
-                return
-            if time.monotonic() > deadline:
-                raise GatewayHarnessError(f"the gateway did not apply its config in {timeout} s")
-            time.sleep(0.2)
+        try:
+            wait_until(  # the config watcher has no event we can wait on
+                lambda: self.rpc("config.get", {}),
+                lambda snapshot: (
+                    snapshot.get("appliedConfigHash") == snapshot.get("configRevisionHash")
+                ),
+                within=timeout,
+                what="the gateway to apply its config",
+                every=0.2,
+            )
+        except NotInTime:
+            raise GatewayHarnessError(
+                f"the gateway did not apply its config in {timeout} s"
+            ) from None
 
     def effective_tools(self, session_key: str) -> set[str]:
         """Tool ids ``tools.effective`` shows for an existing session (no MCP tools until

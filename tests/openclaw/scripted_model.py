@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from tests.loopback import BackgroundServer
+from tests.waiting import wait_until, wait_until_async
 
 __all__ = ["MODEL_REF", "ModelRequest", "ScriptedModel", "Text", "ToolCall"]
 
@@ -58,7 +59,7 @@ Reply = Text | ToolCall
 class ModelRequest:
     """One ``/v1/chat/completions`` request as OpenClaw sent it."""
 
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)  # long: a failure shows session and reply
     session: str | None
     reply: Reply | None = None
     # time.monotonic() when the request arrived (the reply is chosen at once)
@@ -182,16 +183,18 @@ class ScriptedModel:
     def wait_for(
         self, predicate: Callable[[list[ModelRequest]], bool], timeout: float, what: str
     ) -> list[ModelRequest]:
-        """Block until ``predicate(requests)`` holds; ``AssertionError`` after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            requests = self.requests
-            if predicate(requests):
-                return requests
-            if time.monotonic() > deadline:
-                seen = [(r.session, r.reply) for r in requests]
-                raise AssertionError(f"{what}: not within {timeout:.0f} s; requests: {seen}")
-            time.sleep(0.1)  # requests arrive on another thread; polling is simplest
+        """Block until ``predicate(requests)`` holds; ``NotInTime`` (an ``AssertionError``)
+        after ``timeout``."""
+        # requests arrive on the server's thread; asking for them is simplest
+        return wait_until(lambda: self.requests, predicate, within=timeout, what=what, every=0.1)
+
+    async def until(
+        self, predicate: Callable[[list[ModelRequest]], bool], within: float, what: str
+    ) -> list[ModelRequest]:
+        """``wait_for`` for async tests, without blocking the event loop."""
+        return await wait_until_async(
+            lambda: self.requests, predicate, within=within, what=what, every=0.1
+        )
 
     # -- the endpoint ----------------------------------------------------------------
 

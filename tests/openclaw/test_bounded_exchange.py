@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -33,18 +32,16 @@ from tests.helpers import Agent
 from tests.mcp.conftest import REPLY_LINE, run_owner
 from tests.openclaw.conftest import requires_openclaw
 from tests.openclaw.dedicated import count_in
+from tests.openclaw.quiet_windows import EXCHANGE_HOP_WINDOW
 from tests.openclaw.scripted_model import ModelRequest, Reply, Text, ToolCall
 from tests.openclaw.two_agents import MAIN_SESSION, Side, reply_call, send_call
 from tests.servers import ServerThread
+from tests.waiting import assert_stays
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(900)]
 
 # The bounded level's replies per conversation (mailbox_mcp/safety/autonomy.py).
 PER_CONVERSATION = 3
-# How long "nothing more happens" is watched: longer than any hop of the exchange (from a
-# reply to the other side's run that answers it: 0.5-1 s once both per-peer sessions had
-# run, 10-16 s for a session's first run, which starts its bridge).
-QUIET_WINDOW = 20.0
 _NONCE = re.compile(r"\[BEGIN AGENT_MSG_([A-Za-z0-9]+)\]\n(.*?)\n\[END AGENT_MSG_\1\]", re.S)
 HELD = '"status": "held"'
 
@@ -134,7 +131,18 @@ def test_two_agents_that_answer_everything_stop_at_the_budget_and_an_approved_re
 
     # The exchange runs by itself until A's 4th reply is held, then stops.
     a.model.wait_for(held_answer(a_key), 480, "A: a reply held by the budget")
-    time.sleep(QUIET_WINDOW)  # a reply that got through anyway would arrive now
+
+    def progress() -> tuple[int, int, int]:
+        """How far the exchange went: messages on the server, replies each model made."""
+        return len(conversation(b.agent)[1]), len(a_replies), len(b_replies)
+
+    stopped_at = progress()
+    assert_stays(  # a reply that got through anyway would arrive now
+        lambda: progress() == stopped_at,
+        for_seconds=EXCHANGE_HOP_WINDOW,
+        what="the exchange stopped at A's held reply",
+        every=0.5,
+    )
 
     sid, messages = conversation(b.agent)
     assert said(messages, b.agent) == [opener, *b_replies], messages
@@ -162,7 +170,13 @@ def test_two_agents_that_answer_everything_stop_at_the_budget_and_an_approved_re
     assert "approved already: nothing done" in again.stdout, (again.stdout, again.stderr)
     # B's model answers it, and B's 4th reply is held in turn (B's 3 are spent)
     b.model.wait_for(held_answer(b_key, b_before), 180, "B: its answer to A4 held")
-    time.sleep(QUIET_WINDOW)
+    stopped_at = progress()
+    assert_stays(
+        lambda: progress() == stopped_at,
+        for_seconds=EXCHANGE_HOP_WINDOW,
+        what="the exchange stopped at B's held reply",
+        every=0.5,
+    )
 
     _, messages = conversation(b.agent)
     assert said(messages, a.agent) == a_replies, messages  # A4 once, after A3

@@ -11,24 +11,23 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 import pytest
-from mcp import Client
 
 from mailbox_mcp.inbound import envelope
 from tests.helpers import Agent
-from tests.mcp.conftest import bridge, bridge_env, reply_token, send
+from tests.mcp.conftest import bridge, bridge_env, reply_token, send, status_until
 from tests.openclaw.conftest import peer_of, requires_openclaw
 from tests.openclaw.dedicated import MAIN_SESSION
 from tests.openclaw.gateway import DEFAULT_ALLOWED_TOOLS, History, RealGateway
 from tests.servers import ServerThread
+from tests.waiting import wait_until_async
 
 pytestmark = [
     requires_openclaw,
@@ -57,30 +56,9 @@ def gateway_env(gateway: RealGateway) -> dict[str, str]:
 
 async def poll(fetch: Callable[[], T], done: Callable[[T], bool], *, within: float, what: str) -> T:
     """Call ``fetch`` (blocking, in a thread) until ``done`` holds, or fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await anyio.to_thread.run_sync(fetch)
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:.0f} s; last seen: {value!r}")
-        await anyio.sleep(0.3)  # the gateway's history has no event to wait on
-
-
-async def status_until(
-    client: Client, predicate: Callable[[dict[str, Any]], bool], *, within: float = 30
-) -> dict[str, Any]:
-    """Poll ``mailbox_status`` (the only window into the bridge process) until it holds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await client.call_tool("mailbox_status", {})
-        status = result.structured_content
-        assert status is not None
-        if predicate(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"mailbox_status never matched within {within:.0f} s: {status}")
-        await anyio.sleep(0.1)
+    return await wait_until_async(
+        lambda: anyio.to_thread.run_sync(fetch), done, within=within, what=what, every=0.3
+    )
 
 
 def count_line(history: History, line: str) -> int:
@@ -187,7 +165,7 @@ async def test_without_sessions_send_allowed_doctor_and_status_name_the_fix_then
 
     async with bridge(env) as client:
         await send(peer, me, line)
-        status = await status_until(client, lambda s: s["fix"] is not None)
+        status = await status_until(client, lambda s: s["fix"] is not None, within=30)
         assert ALLOW_SNIPPET in status["fix"], status
         assert "sessions_send" in status["last_error"], status
         assert status["delivered"] == 0
@@ -202,7 +180,7 @@ async def test_without_sessions_send_allowed_doctor_and_status_name_the_fix_then
             within=60,
             what="the refused message, once sessions_send is allowed",
         )
-        status = await status_until(client, lambda s: s["delivered"] == 1)
+        status = await status_until(client, lambda s: s["delivered"] == 1, within=30)
         assert status["last_error"] is None and status["fix"] is None, status
     assert count_line(history, line) == 1
 
@@ -226,7 +204,7 @@ async def test_a_gateway_restart_while_messages_arrive_loses_none_and_duplicates
             await send(peer, me, lines[-1])
 
     async with bridge(bridge_env(mailbox, me, tmp_path, **gateway_env(gateway))) as client:
-        await status_until(client, lambda s: s["listener"] == "connected")
+        await status_until(client, lambda s: s["listener"] == "connected", within=30)
         await send_batch(3)
         await poll(
             lambda: gateway.history(key),
@@ -237,7 +215,7 @@ async def test_a_gateway_restart_while_messages_arrive_loses_none_and_duplicates
         await send_batch(3)  # in flight while the gateway goes down
         await anyio.to_thread.run_sync(gateway.stop)
         await send_batch(3)  # while it is down
-        await status_until(client, lambda s: s["last_error"] is not None)
+        await status_until(client, lambda s: s["last_error"] is not None, within=30)
         await anyio.to_thread.run_sync(gateway.start)
         await send_batch(3)
         # delivery is in order: once the last one landed, a duplicate of any earlier one
@@ -248,7 +226,7 @@ async def test_a_gateway_restart_while_messages_arrive_loses_none_and_duplicates
             within=120,
             what="the last message after the restart",
         )
-        status = await status_until(client, lambda s: s["delivered"] == len(lines))
+        status = await status_until(client, lambda s: s["delivered"] == len(lines), within=30)
         assert status["last_error"] is None, status
         await poll(
             lambda: me.get("/inbox").json()["messages"],

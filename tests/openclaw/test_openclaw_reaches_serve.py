@@ -28,13 +28,13 @@ from tests.openclaw.dedicated import (
     configure,
     count_in,
     peer_session,
-    wait_until,
 )
 from tests.openclaw.gateway import RealGateway
 from tests.openclaw.processes import bridge_processes_under
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
 from tests.openclaw.two_agents import envelope_reply_token, reply_call
 from tests.servers import ServerThread, free_port
+from tests.waiting import wait_until
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(420)]
 
@@ -107,12 +107,18 @@ def test_openclaw_reaches_one_serve_process_through_url_and_headers(
             for key in [peer_session(p)]
         }
         for key, (peer, reply) in replies.items():
-            wait_until(arrived(gateway, key, [lines[key]]), 90, f"the message in {key}")
+            wait_until(
+                arrived(gateway, key, [lines[key]]),
+                within=90,
+                what=f"the message in {key}",
+                every=0.2,
+            )
             # That run's model calls the reply tool: OpenClaw reaches serve by the url.
             wait_until(
                 lambda peer=peer, reply=reply: reply in str(peer.get("/inbox").json()),
-                90,
-                f"the reply from {key}",
+                within=90,
+                what=f"the reply from {key}",
+                every=0.2,
             )
 
         assert bridge_processes_under(gateway) == []  # OpenClaw started no bridge of its own
@@ -151,13 +157,13 @@ def test_a_run_that_fails_before_the_model_is_reported_by_doctor(
     with running("serve", "--port", str(port), env=process_env, ready_url=url):
         peer.send(me, f"unread-{uuid.uuid4().hex[:6]}", subject="hi")
 
-        def reported() -> str | None:
+        def reported() -> str:
             done = subprocess.run(
                 [MAILBOX_MCP, "doctor"], env=process_env, capture_output=True, text=True
             )
-            return done.stdout if "[WARN] agent runs" in done.stdout else None
+            return done.stdout if "[WARN] agent runs" in done.stdout else ""
 
-        report = wait_until(reported, 90, "doctor to report the failed run", every=1)
+        report = wait_until(reported, within=90, what="doctor to report the failed run", every=1)
     assert f"the run in {key} failed" in report, report
     assert "No callable tools remain" in report, report
     assert "fix: the agent's tools.allow matches no tool" in report, report

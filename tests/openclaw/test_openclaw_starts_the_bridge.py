@@ -9,7 +9,6 @@ time and another takes over.
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -22,18 +21,18 @@ from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
 from tests.openclaw.dedicated import (
     MAIN_SESSION,
     PEER_AGENT,
-    QUIET_WINDOW,
     arrived,
     configure,
     count_in,
     owner_turn,
     peer_session,
-    wait_until,
 )
 from tests.openclaw.gateway import RealGateway
 from tests.openclaw.processes import bridge_pids
+from tests.openclaw.quiet_windows import DUPLICATE_WINDOW
 from tests.openclaw.scripted_model import ScriptedModel, Text
 from tests.servers import ServerThread
+from tests.waiting import assert_stays, wait_until
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(420)]
 
@@ -60,17 +59,24 @@ def test_each_message_is_injected_once_with_three_bridges_and_after_the_listener
     # a run of the other agent, and every main run after it ("Agent database cleanup
     # failed"), until the gateway restarts.
     owner_turn(gateway, MAIN_SESSION, "the owner says hello")
-    [first] = wait_until(lambda: bridge_pids(state), 90, "the first bridge")
-    wait_until(lambda: lock.holder_pid() == first, 20, "the first bridge to listen")
+    [first] = wait_until(lambda: bridge_pids(state), within=90, what="the first bridge")
+    wait_until(lambda: lock.holder_pid() == first, within=20, what="the first bridge to listen")
     # Its listener injects each peer's first message; each run starts a bridge (one
     # at a time: a run may fail while another session's MCP relays start).
     session_of = {first: MAIN_SESSION}
     for peer, key in ((one, key_one), (two, key_two)):
         before = set(bridge_pids(state))
         peer.send(me, f"warm-up-{peer.name}", subject="hi")
-        wait_until(arrived(gateway, key, [f"warm-up-{peer.name}", "noted"]), 90, f"a run in {key}")
+        wait_until(
+            arrived(gateway, key, [f"warm-up-{peer.name}", "noted"]),
+            within=90,
+            what=f"a run in {key}",
+            every=0.2,
+        )
         [started] = wait_until(
-            lambda before=before: set(bridge_pids(state)) - before, 90, f"a bridge for {key}"
+            lambda before=before: set(bridge_pids(state)) - before,
+            within=90,
+            what=f"a bridge for {key}",
         )
         session_of[started] = key
     assert sorted(session_of) == bridge_pids(state)  # three bridges of one agent
@@ -84,8 +90,15 @@ def test_each_message_is_injected_once_with_three_bridges_and_after_the_listener
                 peer.send(me, text, subject=label)
                 lines[key].append(text)
         for key, sent in lines.items():
-            wait_until(arrived(gateway, key, sent), 90, f"{label} in {key}")
-        time.sleep(QUIET_WINDOW)  # a duplicate would land now
+            wait_until(arrived(gateway, key, sent), within=90, what=f"{label} in {key}", every=0.2)
+        assert_stays(  # a duplicate would land now
+            lambda: all(
+                n <= 1 for key, sent in lines.items() for n in count_in(gateway, key, sent).values()
+            ),
+            for_seconds=DUPLICATE_WINDOW,
+            what="each message injected once",
+            every=0.5,  # each look reads both sessions' histories
+        )
         return lines
 
     first_round = round_of_mail("before")
@@ -96,14 +109,21 @@ def test_each_message_is_injected_once_with_three_bridges_and_after_the_listener
     # stops and another takes over; then the new listener's session is deleted.
     admin = ("operator.read", "operator.write", "operator.admin")
     gateway.rpc("sessions.reset", {"key": MAIN_SESSION}, scopes=admin)
-    wait_until(lambda: first not in bridge_pids(state), 30, "OpenClaw to stop main's bridge")
+    wait_until(
+        lambda: first not in bridge_pids(state), within=30, what="OpenClaw to stop main's bridge"
+    )
     others = set(session_of) - {first}
-    heir = wait_until(lambda: lock.holder_pid() in others and lock.holder_pid(), 10, "a takeover")
+    heir = wait_until(lock.holder_pid, lambda pid: pid in others, within=10, what="a takeover")
+    assert heir is not None  # it is one of the others
     deleted = session_of[heir]
     gateway.rpc("sessions.delete", {"key": deleted, "deleteTranscript": True}, scopes=admin)
-    wait_until(lambda: heir not in bridge_pids(state), 30, f"OpenClaw to stop {deleted}'s bridge")
+    wait_until(
+        lambda: heir not in bridge_pids(state),
+        within=30,
+        what=f"OpenClaw to stop {deleted}'s bridge",
+    )
     [last] = others - {heir}
-    wait_until(lambda: lock.holder_pid() == last, 10, "the last bridge to take over")
+    wait_until(lambda: lock.holder_pid() == last, within=10, what="the last bridge to take over")
 
     second_round = round_of_mail("after")
     for key, sent in second_round.items():

@@ -12,7 +12,6 @@ before it starts) and stops the session's shared one meanwhile.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -24,27 +23,19 @@ from mailbox_mcp.inbound import envelope
 from tests.helpers import Agent
 from tests.mcp.conftest import bridge, bridge_env, reply_token, send
 from tests.openclaw.conftest import gateway_env, peer_of, requires_openclaw
-from tests.openclaw.dedicated import MAIN_SESSION, dedicated_patch
+from tests.openclaw.dedicated import MAIN_SESSION, dedicated_patch, wait_for_run
 from tests.openclaw.gateway import GatewayHarnessError, RealGateway
+from tests.openclaw.quiet_windows import REPLY_BACK_WINDOW
 from tests.openclaw.scripted_model import ModelRequest, Reply, ScriptedModel, Text, ToolCall
 from tests.openclaw.two_agents import REPLY_TOOL, reply_call
 from tests.servers import ServerThread
+from tests.waiting import assert_stays_async, wait_until
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.anyio, pytest.mark.timeout(420)]
 
-# Long enough for a reply-back turn to start (seen 2-5 s after the target answered).
-REPLY_BACK_WINDOW = 8.0
 # What a model would search for to find the owner's mailbox tools (one query each: the
 # answer has a 4,000-character budget, and a batch of many queries came back truncated).
 SEARCHES = ("mailbox", "send message conversation history inbox status approve connection")
-
-
-async def wait_for(
-    model: ScriptedModel, predicate: object, *, within: float, what: str
-) -> list[ModelRequest]:
-    return await anyio.to_thread.run_sync(
-        lambda: model.wait_for(predicate, within, what)  # type: ignore[arg-type]
-    )
 
 
 def search_hits(result: str) -> list[str]:
@@ -74,13 +65,16 @@ async def test_a_per_peer_run_that_answers_sends_nothing_to_main_and_starts_no_r
 
     async with bridge(bridge_env(mailbox, me, tmp_path, **gateway_env(gateway))):
         await send(peer, me, line)
-        requests = await wait_for(
-            model,
+        requests = await model.until(
             lambda rs: any(r.session == key for r in rs[before:]),
             within=90,
             what=f"a model request in {key}",
         )
-        await anyio.sleep(REPLY_BACK_WINDOW)
+        await assert_stays_async(
+            lambda: [r.session for r in model.requests[before:]] == [key],
+            for_seconds=REPLY_BACK_WINDOW,
+            what=f"no model request but the one in {key} (no reply-back turn)",
+        )
     requests = model.requests[before:]
 
     [run] = [r for r in requests if r.session == key]
@@ -165,13 +159,19 @@ async def test_the_fenced_agent_gets_the_envelope_can_reach_mailbox_reply_alone_
         status = (await client.call_tool("mailbox_status", {})).structured_content
         assert status is not None and status["injection"] == "agent", status
         sent = await send(peer, me, line, subject=f"Hi {tag}")
-        await wait_for(
-            model,
+        await model.until(
             lambda rs: any(r.session == key and isinstance(r.reply, Text) for r in rs[before:]),
             within=180,
             what=f"the run in {key} to finish",
         )
-        await anyio.sleep(REPLY_BACK_WINDOW)
+        await assert_stays_async(
+            lambda: (
+                {r.session for r in model.requests[before:]} <= {key}
+                and len(model.requests) - before <= len(steps)
+            ),
+            for_seconds=REPLY_BACK_WINDOW,
+            what=f"no model request but the run's {len(steps)} in {key} (no reply-back turn)",
+        )
     requests = model.requests[before:]
     mine = [r for r in requests if r.session == key]
     assert [r.session for r in requests] == [key] * len(mine), [r.session for r in requests]
@@ -241,22 +241,28 @@ def test_a_workspace_prepared_with_the_four_files_gets_no_bootstrap_md(
     patch = {"agents": {"entries": {agent: {"workspace": str(workspace)}}}}
     gateway.cli("config", "patch", "--stdin", stdin=json.dumps(patch))
     key = f"agent:{agent}:dm:mailbox-peer"
-    deadline = time.monotonic() + 30
-    while True:  # agents.entries applies live, after the config watcher saw the change
+
+    def session_made() -> GatewayHarnessError | None:
         try:
             gateway.rpc("sessions.create", {"key": key, "agentId": agent, "label": "mailbox-peer"})
-            break
-        except GatewayHarnessError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+        except GatewayHarnessError as refused:
+            return refused
+        return None
+
+    # agents.entries applies live, after the config watcher saw the change
+    wait_until(
+        session_made, lambda refused: refused is None, within=30, what=f"{key} made", every=0.5
+    )
     model.script = lambda request: Text(f"done-{tag}")
-    gateway.rpc("agent", {"sessionKey": key, "message": f"hi {tag}", "idempotencyKey": tag})
+    accepted = gateway.rpc(
+        "agent", {"sessionKey": key, "message": f"hi {tag}", "idempotencyKey": tag}
+    )
     requests = model.wait_for(
         lambda rs: any(r.session == key for r in rs), 90, f"the first run in {key}"
     )
     request = next(r for r in requests if r.session == key)
-    time.sleep(1)  # the run has started, so seeding (if any) is done; let the run finish
+    # the run has started, so seeding (if any) is done; let the run finish
+    wait_for_run(gateway, str(accepted["runId"]), within=30)
 
     assert role in request.text()
     assert "BOOTSTRAP.md" not in request.text()

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 
 import pytest
 
 from mailbox_mcp.inbound import envelope
 from tests.openclaw.conftest import requires_openclaw
+from tests.openclaw.quiet_windows import REPLY_BACK_WINDOW
 from tests.openclaw.scripted_model import ModelRequest, Reply, Text, ToolCall
 from tests.openclaw.two_agents import (
     MAIN_SESSION,
@@ -29,11 +29,9 @@ from tests.openclaw.two_agents import (
     reply_call,
     send_call,
 )
+from tests.waiting import assert_stays
 
 pytestmark = [requires_openclaw, pytest.mark.openclaw, pytest.mark.timeout(480)]
-
-# Long enough for a stray reply-back turn to start (seen 2-5 s after a target answered).
-QUIET_WINDOW = 8.0
 
 
 def tool_output(request: ModelRequest) -> str:
@@ -82,7 +80,23 @@ def test_two_agents_talk_through_openclaw_and_the_mains_see_nothing(
     a.model.wait_for(
         lambda rs: any(r.session == a_key for r in rs), 180, f"A: a run in {a_key} (the answer)"
     )
-    time.sleep(QUIET_WINDOW)
+
+    def no_stray_turn() -> bool:
+        """Only the runs the test expects, each no more often than expected (a stray
+        reply-back turn would be one more)."""
+        a_sessions = [r.session for r in a.model.requests]
+        b_sessions = [r.session for r in b.model.requests]
+        return (
+            set(a_sessions) <= {MAIN_SESSION, a_key}
+            and set(b_sessions) <= {MAIN_SESSION, b_key}
+            and a_sessions.count(a_key) <= 1
+            and a_sessions.count(MAIN_SESSION) <= 2
+            and b_sessions.count(b_key) <= 2
+        )
+
+    assert_stays(
+        no_stray_turn, for_seconds=REPLY_BACK_WINDOW, what="no stray reply-back turn", every=0.2
+    )
     a_requests, b_requests = a.model.requests, b.model.requests
 
     # A's main run called the send tool through OpenClaw, and it went through

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from tests.openclaw.dedicated import MAIN_SESSION, PEER_AGENT, peer_session
 from tests.openclaw.gateway import OpenClawInstall, RealGateway
 from tests.openclaw.processes import bridge_pids
 from tests.openclaw.scripted_model import ModelRequest, ScriptedModel
+from tests.waiting import wait_until
 
 SEND_TOOL = "mailbox__mailbox_send"  # the owner's, in main
 REPLY_TOOL = "mailbox__mailbox_reply"  # the fenced agent's only mailbox tool
@@ -65,11 +65,7 @@ class Side:
             timeout,
             f"{self.name}: a run in {MAIN_SESSION}",
         )
-        deadline = time.monotonic() + timeout
-        while not self.bridge_pids():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: OpenClaw started no bridge")
-            time.sleep(0.2)
+        wait_until(self.bridge_pids, within=timeout, what=f"{self.name}: a bridge OpenClaw started")
 
     def bridge_pids(self) -> list[int]:
         """Bridge processes OpenClaw started for this side (by their state dir)."""

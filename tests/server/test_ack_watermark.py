@@ -25,6 +25,7 @@ from server.services import ack_store
 from server.settings import Settings
 from tests.helpers import Agent, Socket, connect_agents, register
 from tests.servers import ServerProcess, ServerThread, server_settings
+from tests.waiting import wait_until
 
 SLOW_TIMER = {"MAILBOX_ACK_FLUSH_SECONDS": 60, "MAILBOX_LOG_LEVEL": "warning"}
 
@@ -76,14 +77,16 @@ def _receive(ws: Socket, n: int) -> list[dict[str, Any]]:
 
 
 def _delivered_at(reader: Agent, message_id: str, deadline: float) -> str:
-    """The sender's receipt, asked for until it is set or the deadline passes (no sleep:
+    """The sender's receipt, asked for until it is set or the deadline passes (no pause:
     each request takes its own time, and the sender's reads force no write)."""
-    start = datetime.now(UTC).timestamp()
-    while True:
-        stamp = reader.get(f"/messages/{message_id}").json()["delivered_at"]
-        if stamp is not None:
-            return stamp
-        assert datetime.now(UTC).timestamp() - start < deadline, "never delivered"
+    stamp: str = wait_until(
+        lambda: reader.get(f"/messages/{message_id}").json()["delivered_at"],
+        lambda at: at is not None,
+        within=deadline,
+        what=f"{message_id} delivered",
+        every=0,
+    )
+    return stamp
 
 
 def test_a_socket_ack_is_written_by_the_timer_without_any_further_frame(

@@ -15,9 +15,8 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from tests.servers import (
     server_settings,
     sqlite_url,
 )
+from tests.waiting import wait_until
 
 STALENESS_BOUND = 1.0  # contract §10
 
@@ -74,16 +74,6 @@ def on(agent: Agent, server: ServerProcess) -> Agent:
     return replace(agent, http=http)
 
 
-def within(bound: float, check: Callable[[], bool]) -> float:
-    """Seconds until `check()` holds; fails past `bound` (polls, never sleeps blind)."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > bound:
-            pytest.fail(f"not in effect within {bound} s")
-        time.sleep(0.01)
-    return time.monotonic() - start
-
-
 def close_code(socket: Socket) -> int | None:
     with pytest.raises(ConnectionClosed):
         while True:
@@ -103,7 +93,7 @@ def test_a_connection_approved_on_one_process_lets_a_send_through_on_the_other(
         response = a.post("/messages/send", {"to": b.name, "content": "hi", "subject": "s"})
         return response.status_code == 201
 
-    within(STALENESS_BOUND, sends)
+    wait_until(sends, within=STALENESS_BOUND, what="a send on A, once connected on B", every=0.01)
 
 
 def test_a_revoke_on_one_process_stops_sends_on_the_other_within_the_bound(two: Pair) -> None:
@@ -116,7 +106,9 @@ def test_a_revoke_on_one_process_stops_sends_on_the_other_within_the_bound(two: 
         response = a.post("/messages/send", {"to": b.name, "content": "x", "subject": "s"})
         return response.status_code == 403
 
-    within(STALENESS_BOUND, refused)
+    wait_until(
+        refused, within=STALENESS_BOUND, what="sends refused on A, once revoked on B", every=0.01
+    )
 
 
 def test_a_rotated_key_is_dead_on_every_process_and_its_sockets_closed(two: Pair) -> None:
@@ -127,7 +119,12 @@ def test_a_rotated_key_is_dead_on_every_process_and_its_sockets_closed(two: Pair
         assert socket.auth(agent.api_key)["type"] == "auth_ok"
         rotated = agent.post("/agents/me/rotate-key")
         assert rotated.status_code == 200
-        within(STALENESS_BOUND, lambda: old_on_b.get("/agents/me").status_code == 401)
+        wait_until(
+            lambda: old_on_b.get("/agents/me").status_code == 401,
+            within=STALENESS_BOUND,
+            what="the old key refused on B",
+            every=0.01,
+        )
         assert close_code(socket) == 4001
     fresh = replace(old_on_b, api_key=rotated.json()["api_key"])
     assert fresh.get("/agents/me").status_code == 200
@@ -252,7 +249,12 @@ def test_the_per_key_rate_is_shared_between_the_processes(postgres_available: No
                 )
 
             # Each process counts the listeners every few seconds; then each allows half.
-            within(3 * COUNT_SECONDS, lambda: allowed_per_fresh_key() == 5)
+            wait_until(
+                lambda: allowed_per_fresh_key() == 5,
+                within=3 * COUNT_SECONDS,
+                what="5 allowed per fresh key",
+                every=0.01,
+            )
 
 
 class Receiver(threading.Thread):
@@ -315,9 +317,11 @@ def test_a_killed_process_loses_no_acknowledged_message(postgres_available: None
                         if response.status_code == 201:  # acknowledged: it must arrive
                             acknowledged[index].add(response.json()["message_id"])
                 assert sum(len(ids) for ids in acknowledged.values()) >= 100
-                within(
-                    30,
+                wait_until(
                     lambda: all(acknowledged[i] <= r.ids for i, r in enumerate(receivers)),
+                    within=30,
+                    what="every acknowledged message received",
+                    every=0.01,
                 )
             finally:
                 for receiver in receivers:

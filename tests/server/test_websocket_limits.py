@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.helpers import Agent, Socket, connect_agents, register
 from tests.server.raw_ws import RawSocket
 from tests.servers import ServerThread, server_settings
+from tests.waiting import wait_until
 
 BIG = "x" * 60_000  # close to the 64 KiB content limit
 # Far more than loopback TCP and uvicorn's 64 KiB buffer hold for a client with a
@@ -43,8 +44,8 @@ def _queue(sender: Agent, recipient: Agent, count: int) -> None:
 def _admitted(server: ServerThread, agent: Agent, timeout: float = 15) -> Socket:
     """An authenticated socket of `agent`, opened again until one is let in: with one
     socket allowed per address, that happens once the server let go of the one before."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def let_in() -> Socket | None:
         ws = Socket(server.ws_url)
         try:
             if ws.auth(agent.api_key)["type"] == "auth_ok":
@@ -53,8 +54,14 @@ def _admitted(server: ServerThread, agent: Agent, timeout: float = 15) -> Socket
             assert ws.conn.close_code == 4029, ws.conn.close_code
         with contextlib.suppress(ConnectionClosed):
             ws.close()
-        if time.monotonic() > deadline:
-            raise TimeoutError("the server kept the socket before open")
+        return None
+
+    # no pause between tries: each one is a round trip of its own
+    admitted = wait_until(
+        let_in, within=timeout, what="the server to let go of the socket before", every=0
+    )
+    assert admitted is not None
+    return admitted
 
 
 def _wait_until_admitted(server: ServerThread, probe: Agent) -> None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 
@@ -23,6 +22,7 @@ from tests.fakes.openclaw_gateway import FakeGateway
 from tests.helpers import Agent, connect_agents, register
 from tests.mcp.conftest import bridge, bridge_env, reply_token, run_owner, send, status_until
 from tests.servers import ServerThread
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -179,9 +179,9 @@ async def test_a_handle_from_before_a_revoke_is_refused_after_reconnecting(
         assert peer.delete(f"/connections/{me.name}").status_code == 200
         ledger = Ledger(tmp_path)
         try:
-            with anyio.fail_after(10):
-                while ledger.epoch(peer.name) == 0:  # noqa: ASYNC110 - another process writes it
-                    await anyio.sleep(0.05)
+            await wait_until_async(  # another process writes it
+                lambda: ledger.epoch(peer.name) != 0, within=10, what="the revoke in the ledger"
+            )
         finally:
             ledger.close()
         connect_agents(peer, me)
