@@ -99,7 +99,7 @@ def render() -> str:
         "",
         f"From Unicode {unicodedata.unidata_version} (Python's unicodedata) and confusables.txt",
         f"{disarm.CONFUSABLES_VERSION} (via disarm {disarm.__version__}); the script says what",
-        "each table holds, and tests/mcp/test_envelope.py checks that they are current.",
+        "each table holds, and tests/mcp/inbound/test_envelope.py checks that they are current.",
         '"""',
         "",
         f'UNICODE_VERSION = "{unicodedata.unidata_version}"',

@@ -2,7 +2,7 @@
 
 From Unicode 14.0.0 (Python's unicodedata) and confusables.txt
 17.0.0 (via disarm 0.17.2); the script says what
-each table holds, and tests/mcp/test_envelope.py checks that they are current.
+each table holds, and tests/mcp/inbound/test_envelope.py checks that they are current.
 """
 
 UNICODE_VERSION = "14.0.0"

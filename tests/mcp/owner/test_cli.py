@@ -34,7 +34,7 @@ from tests.mcp.conftest import status_until
 from tests.servers import ServerThread, free_port, server_settings, sqlite_url
 
 MAILBOX_MCP = str(Path(sys.executable).parent / "mailbox-mcp")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "openclaw.example.json"
 GATEWAY_TOKEN = "cli-test-gateway-token-0123456789"
 KEY = re.compile(r"amb_[A-Za-z0-9_-]+")

@@ -615,7 +615,7 @@ def test_every_open_punctuation_and_what_folds_to_a_bracket_is_an_opener() -> No
     reason="the tables were generated with another Unicode version of unicodedata",
 )
 def test_the_look_alike_tables_are_what_unicode_data_gives_today() -> None:
-    script = Path(__file__).resolve().parents[2] / "scripts" / "envelope_tables.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / "envelope_tables.py"
     result = subprocess.run(
         [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120
     )
