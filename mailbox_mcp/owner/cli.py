@@ -138,26 +138,26 @@ async def _connections(settings: BridgeSettings, _args: argparse.Namespace) -> i
 async def _revoke(settings: BridgeSettings, args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         await api.revoke(args.peer)
-    # Every reply handle minted for this peer stops working now, whether or not a
-    # bridge is listening to hear the revoke.
-    ledger = Ledger(settings.state_dir)
-    try:
-        ledger.bump_epoch(args.peer)
-    finally:
-        ledger.close()
+    _retire_reply_handles(settings, args.peer)
     print(f"Disconnected from {args.peer}.")
     return 0
+
+
+def _retire_reply_handles(settings: BridgeSettings, peer: str) -> None:
+    """Every reply handle minted for `peer` stops working now, whether or not a
+    bridge is listening to hear the revoke."""
+    ledger = Ledger(settings.state_dir)
+    try:
+        ledger.bump_epoch(peer)
+    finally:
+        ledger.close()
 
 
 async def _block(settings: BridgeSettings, args: argparse.Namespace) -> int:
     async with _api(settings) as api:
         blocked = await api.block(args.agent)
     # Blocking also revokes a connection: its reply handles stop working too.
-    ledger = Ledger(settings.state_dir)
-    try:
-        ledger.bump_epoch(blocked.agent_name)
-    finally:
-        ledger.close()
+    _retire_reply_handles(settings, blocked.agent_name)
     print(
         f"Blocked {blocked.agent_name}: its connection requests are refused silently "
         "and any connection with it is revoked. Undo with `mailbox-mcp unblock NAME`."
